@@ -1,0 +1,102 @@
+# Top-level build: BVLC Caffe from source with this project's patches and layers.
+#
+#   make              system packages (once), .venv, fetch + patch Caffe, build lib, tools, pycaffe
+#   make test         build the C++ tests, run them, then pytest
+#   make cuda-check   compile the project's CUDA sources with nvcc (no GPU needed), register report
+#   make clean        remove the build trees (keeps the fetched source and .venv)
+#   make distclean    remove build/ and .venv entirely
+#
+# Switches (see Makefile.config): CPU_ONLY, ROI_LAYERS_CPU_ONLY, CUDA_ARCH, USE_NCCL, CAFFE_SRC.
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(ROOT)/build
+VENV := $(ROOT)/.venv
+SYSTEM_PYTHON ?= $(shell command -v /usr/bin/python3 || command -v python3)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+include $(ROOT)/Makefile.config
+
+ifeq ($(CPU_ONLY), 1)
+  VARIANT := cpu
+else ifeq ($(ROI_LAYERS_CPU_ONLY), 1)
+  VARIANT := cuda-roicpu
+else
+  VARIANT := cuda
+endif
+TREE := $(BUILD)/$(VARIANT)
+SRC := $(BUILD)/src/caffe
+CAFFE_MAKE = $(MAKE) -C $(TREE) -j$(JOBS) CONFIG_FILE=$(ROOT)/Makefile.config \
+	VENV=$(VENV) CPU_ONLY=$(CPU_ONLY) ROI_LAYERS_CPU_ONLY=$(ROI_LAYERS_CPU_ONLY)
+
+# C++ tests: ours (every test_*.cpp under caffe_layers/) plus the BVLC tests that cover what
+# the patches touch. Each is built as its own small binary, not Caffe's 100-file test_all.
+OUR_TESTS := $(notdir $(basename $(wildcard $(ROOT)/caffe_layers/src/caffe/test/test_*.cpp)))
+BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer \
+	test_inner_product_layer test_gradient_based_solver test_solver test_neuron_layer
+TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
+
+.PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint
+
+all: caffe env
+
+deps:
+	@bash $(ROOT)/scripts/install_deps.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: $(ROOT)/python/requirements.txt | deps
+	@echo "[make] Python packages -> $(VENV)"
+	@test -x $(VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --upgrade pip
+	@$(VENV)/bin/python -m pip install -q -r $(ROOT)/python/requirements.txt
+	@if [ "$(CPU_ONLY)" != 1 ] && [ ! -e "$(CUDA_DIR)/lib64/libcublas.so" ]; then \
+		echo "[make] $(CUDA_DIR) has no cuBLAS: installing nvidia-cublas / nvidia-curand wheels"; \
+		$(VENV)/bin/python -m pip install -q nvidia-cublas nvidia-curand; fi
+	@touch $@
+
+fetch: $(SRC)/.fetched
+$(SRC)/.fetched: | deps
+	@BUILD_DIR=$(BUILD)/src bash $(ROOT)/scripts/fetch_caffe.sh
+
+# The patches and the links to caffe_layers/ are checked on every make (cheap, idempotent).
+tree: fetch
+	@bash $(ROOT)/scripts/prepare_tree.sh $(SRC) $(TREE)
+
+caffe: tree venv
+	@echo "[make] building Caffe ($(VARIANT)) in $(TREE)"
+	@$(CAFFE_MAKE) lib tools pycaffe
+
+env: $(BUILD)/env.sh
+$(BUILD)/env.sh: $(ROOT)/Makefile | caffe
+	@printf '%s\n' \
+	  '# Source this file to use the Caffe built by this project ($(VARIANT) variant).' \
+	  'export CAFFE_ROOT=$(TREE)' \
+	  'export PATH=$(TREE)/.build_release/tools:$(VENV)/bin:$$PATH' \
+	  'export PYTHONPATH=$(TREE)/python:$(ROOT)/python$${PYTHONPATH:+:$$PYTHONPATH}' \
+	  > $@
+	@echo "[make] done: source build/env.sh, then 'python -c \"import caffe\"' or 'caffe --version'"
+
+test: test-cpp test-py
+
+test-cpp: caffe env
+	@$(CAFFE_MAKE) $(TEST_BINS:$(TREE)/%=%)
+	@set -e; for t in $(TEST_BINS); do \
+		echo "[make] running $$(basename $$t)"; \
+		(cd $(TREE) && $$t $(GTEST_ARGS)); \
+	done
+
+test-py: caffe env
+	@. $(BUILD)/env.sh && cd $(ROOT) && python -m pytest -q tests $(PYTEST_ARGS)
+
+lint: venv
+	@$(VENV)/bin/ruff check $(ROOT)/python $(ROOT)/tests $(ROOT)/scripts
+
+# Compile every .cu under caffe_layers/ with nvcc for CUDA_ARCH, whether or not Caffe itself is
+# built with CUDA, and report each kernel's registers (nvcc -Xptxas -v) per architecture.
+cuda-check: tree venv
+	@bash $(ROOT)/scripts/cuda_check.sh $(BUILD)/cuda-check $(SRC) "$(CUDA_DIR)" "$(CUDA_ARCH)" "$(VENV)"
+
+clean:
+	rm -rf $(BUILD)/cpu $(BUILD)/cuda $(BUILD)/cuda-roicpu $(BUILD)/cuda-check $(BUILD)/env.sh
+
+distclean:
+	rm -rf $(BUILD) $(VENV)

@@ -1,0 +1,274 @@
+// RoIAlign geometry and interpolation: the one definition shared by the CPU and CUDA code,
+// forward and backward. Every function here is __host__ __device__ when compiled by nvcc.
+//
+// Definitions (ROIPoolingParameter in caffe.proto; s = spatial_scale, H x W the feature map):
+//  * pad_ratio > 0: p = pad_ratio * (x2 - x1 + 1); x1 <- max(x1 - p, 0);
+//    x2 <- min(x2 + p, round(W / s) - 1); likewise y with H. (Image coordinates.)
+//  * alignment CAFFE:      start = x1*s,       size = max(x2*s - x1*s + 1, 1)
+//              DETECTRON:  start = x1*s,       size = max(x2*s - x1*s, 1)
+//              HALF_PIXEL: start = x1*s - 0.5, size = x2*s - x1*s
+//  * bin = size / pooled; grid = sampling_ratio if > 0, else ceil(bin) (adaptive), capped at
+//    kMaxGrid so that absurd boxes cannot overflow an int or loop for ever.
+//  * sample (iy, ix) of bin (ph, pw): y = start_h + ph*bin_h + (iy + 0.5) * bin_h / grid_h.
+//  * a sample with y < -1, y > H, x < -1 or x > W contributes 0; otherwise the coordinate is
+//    clamped to [0, size - 1] and interpolated, the weights staying whole at the last row/col.
+//  * bilinear: 2 taps per axis; bicubic: 4 taps, cubic convolution with a = -1, neighbours
+//    clamped to the map.
+#ifndef CAFFE_ROI_ALIGN_GEOMETRY_HPP_
+#define CAFFE_ROI_ALIGN_GEOMETRY_HPP_
+
+#include <cmath>
+
+#ifdef __CUDACC__
+#define ROI_HD __host__ __device__ __forceinline__
+#else
+#define ROI_HD inline
+#endif
+
+namespace caffe {
+namespace roi_align {
+
+enum Interp { kBilinear = 0, kBicubic = 1 };
+enum Alignment { kCaffe = 0, kDetectron = 1, kHalfPixel = 2 };
+// Largest number of samples per bin along one axis (adaptive sampling only).
+const int kMaxGrid = 1024;
+
+// What the geometry needs to know about the layer and its bottom: plain data, passed to
+// kernels by value.
+template <typename Dtype>
+struct Params {
+  int height, width;          // feature map
+  int pooled_h, pooled_w;
+  Dtype spatial_scale;
+  Dtype pad_ratio;
+  int bi_type;                // Interp
+  int alignment;              // Alignment
+  int sampling_ratio;         // > 0: fixed grid; 0: adaptive (-1 is resolved at setup)
+  bool is_max;                // pool = MAX
+};
+
+// One RoI on the feature map. grid_h = grid_w = 0 marks a RoI with no samples (non-finite
+// coordinates): every output of it is 0 and it receives no gradient.
+template <typename Dtype>
+struct Box {
+  Dtype start_h, start_w, bin_h, bin_w;
+  int grid_h, grid_w;
+};
+
+template <typename T>
+ROI_HD bool finite(T v) { return v == v && v - v == 0; }
+
+template <typename Dtype>
+ROI_HD int grid_size(Dtype bin, int sampling_ratio) {
+  if (sampling_ratio > 0) return sampling_ratio;
+  const Dtype g = ceil(bin);
+  return g <= 0 ? 0 : (g >= kMaxGrid ? kMaxGrid : static_cast<int>(g));
+}
+
+// roi: [batch, x1, y1, x2, y2] in image coordinates.
+template <typename Dtype>
+ROI_HD Box<Dtype> roi_box(const Dtype* roi, const Params<Dtype>& p) {
+  Dtype x1 = roi[1], y1 = roi[2], x2 = roi[3], y2 = roi[4];
+  const Dtype s = p.spatial_scale;
+  if (p.pad_ratio > 0) {
+    const Dtype pad_w = p.pad_ratio * (x2 - x1 + 1);
+    const Dtype pad_h = p.pad_ratio * (y2 - y1 + 1);
+    const Dtype max_x = round(p.width / s) - 1, max_y = round(p.height / s) - 1;
+    x1 = x1 - pad_w > 0 ? x1 - pad_w : 0;
+    y1 = y1 - pad_h > 0 ? y1 - pad_h : 0;
+    x2 = x2 + pad_w < max_x ? x2 + pad_w : max_x;
+    y2 = y2 + pad_h < max_y ? y2 + pad_h : max_y;
+  }
+  Box<Dtype> b;
+  b.start_w = x1 * s;
+  b.start_h = y1 * s;
+  Dtype roi_w = x2 * s - b.start_w, roi_h = y2 * s - b.start_h;
+  if (p.alignment == kCaffe) {
+    roi_w += 1;
+    roi_h += 1;
+  }
+  if (p.alignment == kHalfPixel) {
+    b.start_w -= Dtype(0.5);
+    b.start_h -= Dtype(0.5);
+  } else {
+    roi_w = roi_w > 1 ? roi_w : 1;
+    roi_h = roi_h > 1 ? roi_h : 1;
+  }
+  b.bin_w = roi_w / p.pooled_w;
+  b.bin_h = roi_h / p.pooled_h;
+  if (!(finite(b.start_w) && finite(b.start_h) && finite(b.bin_w) &&
+        finite(b.bin_h))) {
+    b.start_w = b.start_h = b.bin_w = b.bin_h = 0;
+    b.grid_h = b.grid_w = 0;
+    return b;
+  }
+  b.grid_h = grid_size(b.bin_h, p.sampling_ratio);
+  b.grid_w = grid_size(b.bin_w, p.sampling_ratio);
+  return b;
+}
+
+template <typename Dtype>
+ROI_HD Dtype sample_coord(Dtype start, Dtype bin, int pooled_index, int sample,
+    int grid) {
+  return start + pooled_index * bin + (sample + Dtype(0.5)) * bin / grid;
+}
+
+// The taps of one sample along one axis: indices into the map and their weights. Scalars, not
+// arrays, so that GPU code keeps them in registers.
+template <typename Dtype>
+struct Taps {
+  int i0, i1, i2, i3;
+  Dtype w0, w1, w2, w3;
+  ROI_HD int index(int k) const {
+    return k == 0 ? i0 : (k == 1 ? i1 : (k == 2 ? i2 : i3));
+  }
+  ROI_HD Dtype weight(int k) const {
+    return k == 0 ? w0 : (k == 1 ? w1 : (k == 2 ? w2 : w3));
+  }
+};
+
+// Cubic convolution kernel with a = -1.
+template <typename Dtype>
+ROI_HD Dtype cubic_weight(Dtype t) {
+  t = t < 0 ? -t : t;
+  if (t < 1) return 1 - 2 * t * t + t * t * t;
+  if (t < 2) return 4 - 8 * t + 5 * t * t - t * t * t;
+  return 0;
+}
+
+ROI_HD int clamp_index(int i, int size) {
+  return i < 0 ? 0 : (i > size - 1 ? size - 1 : i);
+}
+
+// Fills *t for coordinate v on an axis of `size` pixels. Returns false (and zero weights) when
+// the sample lies outside [-1, size] and so contributes nothing.
+template <typename Dtype>
+ROI_HD bool make_taps(Dtype v, int size, int bi_type, Taps<Dtype>* t) {
+  if (!(v >= -1 && v <= size)) {
+    t->i0 = t->i1 = t->i2 = t->i3 = 0;
+    t->w0 = t->w1 = t->w2 = t->w3 = 0;
+    return false;
+  }
+  v = v < 0 ? 0 : v;
+  int lo = static_cast<int>(v);
+  if (lo >= size - 1) {
+    lo = size - 1;
+    v = static_cast<Dtype>(lo);
+  }
+  const Dtype f = v - lo;
+  if (bi_type == kBicubic) {
+    t->i0 = clamp_index(lo - 1, size);
+    t->i1 = lo;
+    t->i2 = clamp_index(lo + 1, size);
+    t->i3 = clamp_index(lo + 2, size);
+    t->w0 = cubic_weight(1 + f);
+    t->w1 = cubic_weight(f);
+    t->w2 = cubic_weight(1 - f);
+    t->w3 = cubic_weight(2 - f);
+  } else {
+    t->i0 = lo;
+    t->i1 = clamp_index(lo + 1, size);
+    t->i2 = t->i3 = t->i1;
+    t->w0 = 1 - f;
+    t->w1 = f;
+    t->w2 = t->w3 = 0;
+  }
+  return true;
+}
+
+// Value at (ty, tx) of one H x W plane; K = 2 (bilinear) or 4 (bicubic) taps per axis.
+template <int K, typename Dtype>
+ROI_HD Dtype interpolate(const Dtype* plane, int width, const Taps<Dtype>& ty,
+    const Taps<Dtype>& tx) {
+  Dtype v = 0;
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+  for (int k = 0; k < K; ++k) {
+    const Dtype* row = plane + ty.index(k) * width;
+    Dtype r = 0;
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+    for (int l = 0; l < K; ++l) r += tx.weight(l) * row[tx.index(l)];
+    v += ty.weight(k) * r;
+  }
+  return v;
+}
+
+// The transpose of interpolate: adds g times each tap's weight into plane_diff through add(),
+// which is a plain += on the CPU and an atomic add on the GPU.
+template <int K, typename Dtype, typename Add>
+ROI_HD void scatter(Dtype* plane_diff, int width, const Taps<Dtype>& ty,
+    const Taps<Dtype>& tx, Dtype g, Add add) {
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+  for (int k = 0; k < K; ++k) {
+    Dtype* row = plane_diff + ty.index(k) * width;
+    const Dtype gk = g * ty.weight(k);
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+    for (int l = 0; l < K; ++l) add(row + tx.index(l), gk * tx.weight(l));
+  }
+}
+
+// Pools one bin. taps_y(iy, &t) / taps_x(ix, &t) give the taps of a sample row / column and
+// return false where the sample is outside the map (value 0). MAX keeps the first largest
+// sample, *argmax = iy * grid_w + ix (-1 when the bin has no samples); AVE divides the sum by
+// max(grid_h * grid_w, 1).
+template <int K, typename Dtype, typename TapsY, typename TapsX>
+ROI_HD Dtype pool_bin(const Dtype* plane, int width, int grid_h, int grid_w,
+    bool is_max, TapsY taps_y, TapsX taps_x, int* argmax) {
+  Dtype acc = 0;
+  int best = -1;
+  Taps<Dtype> ty, tx;
+  for (int iy = 0; iy < grid_h; ++iy) {
+    const bool in_y = taps_y(iy, &ty);
+    for (int ix = 0; ix < grid_w; ++ix) {
+      const bool in_x = taps_x(ix, &tx);
+      const Dtype v = (in_y && in_x) ? interpolate<K>(plane, width, ty, tx) : 0;
+      if (!is_max) {
+        acc += v;
+      } else if (best < 0 || v > acc) {
+        acc = v;
+        best = iy * grid_w + ix;
+      }
+    }
+  }
+  if (is_max) {
+    *argmax = best;
+    return acc;
+  }
+  const int count = grid_h * grid_w;
+  return acc / (count > 1 ? count : 1);
+}
+
+// The gradient of pool_bin: g is the top diff of the bin.
+template <int K, typename Dtype, typename TapsY, typename TapsX, typename Add>
+ROI_HD void scatter_bin(Dtype* plane_diff, int width, int grid_h, int grid_w,
+    bool is_max, int argmax, Dtype g, TapsY taps_y, TapsX taps_x, Add add) {
+  Taps<Dtype> ty, tx;
+  if (is_max) {
+    if (argmax < 0) return;
+    const int iy = argmax / grid_w, ix = argmax % grid_w;
+    if (taps_y(iy, &ty) && taps_x(ix, &tx)) {
+      scatter<K>(plane_diff, width, ty, tx, g, add);
+    }
+    return;
+  }
+  const int count = grid_h * grid_w;
+  g /= (count > 1 ? count : 1);
+  for (int iy = 0; iy < grid_h; ++iy) {
+    if (!taps_y(iy, &ty)) continue;
+    for (int ix = 0; ix < grid_w; ++ix) {
+      if (taps_x(ix, &tx)) scatter<K>(plane_diff, width, ty, tx, g, add);
+    }
+  }
+}
+
+}  // namespace roi_align
+}  // namespace caffe
+
+#endif  // CAFFE_ROI_ALIGN_GEOMETRY_HPP_

@@ -1,0 +1,63 @@
+#ifndef CAFFE_ROI_ALIGN_LAYER_HPP_
+#define CAFFE_ROI_ALIGN_LAYER_HPP_
+
+#include <vector>
+
+#include "caffe/blob.hpp"
+#include "caffe/layer.hpp"
+#include "caffe/layers/roi_align_geometry.hpp"
+#include "caffe/proto/caffe.pb.h"
+
+namespace caffe {
+
+/**
+ * @brief RoIAlign: pools each region of interest into a fixed pooled_h x pooled_w grid by
+ *        interpolating the feature map at sample points, with no rounding of the region.
+ *
+ * Bottoms: features (N, C, H, W) and rois (R, 5) of [batch_index, x1, y1, x2, y2] in image
+ * coordinates. Top: (R, C, pooled_h, pooled_w). Parameters: roi_pooling_param, shared with
+ * ROIPooling (pooled_h, pooled_w, spatial_scale, pad_ratio, bi_type, is_multi_interpolate,
+ * pool, sampling_ratio, alignment); the geometry is defined in roi_align_geometry.hpp.
+ */
+template <typename Dtype>
+class ROIAlignLayer : public Layer<Dtype> {
+ public:
+  explicit ROIAlignLayer(const LayerParameter& param) : Layer<Dtype>(param) {}
+  virtual void LayerSetUp(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  virtual void Reshape(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+
+  virtual inline const char* type() const { return "ROIAlign"; }
+  virtual inline int ExactNumBottomBlobs() const { return 2; }
+  virtual inline int ExactNumTopBlobs() const { return 1; }
+
+ protected:
+  virtual void Forward_cpu(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  virtual void Forward_gpu(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  virtual void Backward_cpu(const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
+  virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
+
+  // CPU: the boxes and the sample taps of every RoI, computed once per pass and shared by all
+  // channels. Row taps of RoI r start at tap_y_start_[r] (pooled_h * grid_h of them), column
+  // taps at tap_x_start_[r]; tap_in_ marks the taps of samples inside the map.
+  void ComputeTaps(const Blob<Dtype>& rois);
+
+  roi_align::Params<Dtype> params_;
+  int channels_;
+  int num_rois_;
+  Blob<int> argmax_;  // MAX: winning sample of each output, -1 if none
+
+  vector<roi_align::Box<Dtype> > boxes_;
+  vector<roi_align::Taps<Dtype> > taps_y_, taps_x_;
+  vector<char> in_y_, in_x_;
+  vector<int> tap_y_start_, tap_x_start_;
+};
+
+}  // namespace caffe
+
+#endif  // CAFFE_ROI_ALIGN_LAYER_HPP_

@@ -1,0 +1,62 @@
+// Checks and build switches shared by the RoI layers (ROIAlign, ROIPooling, SmoothL1Loss).
+#ifndef CAFFE_ROI_LAYER_COMMON_HPP_
+#define CAFFE_ROI_LAYER_COMMON_HPP_
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "caffe/blob.hpp"
+#include "caffe/common.hpp"
+#include "caffe/layer.hpp"
+
+namespace caffe {
+
+// "ROIAlign layer 'roi_pool5'": how every RoI layer error starts.
+inline std::string RoiLayerName(const LayerParameter& param) {
+  return std::string(param.type()) + " layer '" + param.name() + "'";
+}
+
+// The RoI bottom holds R rows of [batch_index, x1, y1, x2, y2]: shape (R, 5) or (R, 5, 1, 1).
+template <typename Dtype>
+int CheckRoisShape(const LayerParameter& param, const Blob<Dtype>& rois) {
+  const int rows = rois.num_axes() > 0 ? rois.shape(0) : 0;
+  CHECK(rois.num_axes() >= 2 && rois.count() == rows * 5 && rois.shape(1) == 5)
+      << RoiLayerName(param) << ": bottom '" << param.bottom(1)
+      << "' must have shape (R, 5) of [batch_index, x1, y1, x2, y2], got "
+      << rois.shape_string();
+  return rows;
+}
+
+// Every batch index must be an integer in [0, num); anything else is a fatal error that names
+// the layer, the RoI's row and the value.
+template <typename Dtype>
+void CheckRoiBatchIndices(const LayerParameter& param, const Blob<Dtype>& rois,
+    int num) {
+  const Dtype* r = rois.cpu_data();
+  const int rows = rois.shape(0);
+  for (int i = 0; i < rows; ++i) {
+    const Dtype b = r[i * 5];
+    CHECK(std::isfinite(b) && b == std::floor(b) && b >= 0 && b < num)
+        << RoiLayerName(param) << ": bottom '" << param.bottom(1) << "' row " << i
+        << " has batch index " << b << "; it must be an integer in [0, " << num
+        << ") (bottom '" << param.bottom(0) << "' has " << num << " images)";
+  }
+}
+
+}  // namespace caffe
+
+// Build switch ROI_LAYERS_CPU_ONLY (Makefile.config): a CUDA build whose RoI layers run their
+// CPU code in GPU mode, for GPUs or drivers that reject the RoI kernels. Used instead of
+// STUB_GPU in the layers' .cpp files; their .cu files compile to nothing under the switch.
+#define ROI_LAYER_GPU_RUNS_CPU(classname) \
+template <typename Dtype> \
+void classname<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom, \
+    const vector<Blob<Dtype>*>& top) { Forward_cpu(bottom, top); } \
+template <typename Dtype> \
+void classname<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top, \
+    const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) { \
+  Backward_cpu(top, propagate_down, bottom); \
+}
+
+#endif  // CAFFE_ROI_LAYER_COMMON_HPP_
