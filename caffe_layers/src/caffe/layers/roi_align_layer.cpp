@@ -49,7 +49,7 @@ void ROIAlignLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
   params_.width = bottom[0]->width();
   num_rois_ = CheckRoisShape(this->layer_param_, *bottom[1]);
   top[0]->Reshape(num_rois_, channels_, params_.pooled_h, params_.pooled_w);
-  if (params_.is_max) argmax_.ReshapeLike(*top[0]);
+  if (params_.is_max) argmax_.Reshape(top[0]->shape());
 }
 
 template <typename Dtype>
