@@ -51,7 +51,7 @@ __device__ void locate(int index, const Dtype* rois, const roi_align::Params<Dty
 }
 
 template <int K, typename Dtype>
-__global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS) ROIAlignForward(
+__global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS, 1) ROIAlignForward(
     const int nthreads, const Dtype* data, const Dtype* rois,
     const roi_align::Params<Dtype> p, const int channels, Dtype* top, int* argmax) {
   CUDA_KERNEL_LOOP(index, nthreads) {
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS) ROIAlignForward(
 }
 
 template <int K, typename Dtype>
-__global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS) ROIAlignBackward(
+__global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS, 1) ROIAlignBackward(
     const int nthreads, const Dtype* top_diff, const int* argmax, const Dtype* rois,
     const roi_align::Params<Dtype> p, const int channels, Dtype* bottom_diff) {
   CUDA_KERNEL_LOOP(index, nthreads) {

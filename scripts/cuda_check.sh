@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Compile every .cu under caffe_layers/ with nvcc, exactly as a CUDA build of Caffe would
+# (Caffe's own rules and flags, CPU_ONLY=0), whether or not a GPU or a CUDA build is at hand,
+# and report each kernel's resource usage per architecture from `nvcc -Xptxas -v`.
+# Fails when a kernel could not launch CAFFE_CUDA_NUM_THREADS threads per block (registers x
+# threads over the 64K register file) or uses a per-thread stack frame / local memory.
+# Usage: cuda_check.sh TREE SRC_TREE CUDA_DIR "CUDA_ARCH flags" VENV
+set -euo pipefail
+TREE=$1; SRC=$2; CUDA_DIR=$3; ARCH=$4; VENV=$5
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$CUDA_DIR/bin/nvcc" ] || { echo "[cuda_check] ERROR: no nvcc at $CUDA_DIR/bin/nvcc (set CUDA_DIR)" >&2; exit 1; }
+bash "$ROOT/scripts/prepare_tree.sh" "$SRC" "$TREE"
+MK=(make -C "$TREE" -s CONFIG_FILE="$ROOT/Makefile.config" CPU_ONLY=0 VENV="$VENV"
+    CUDA_DIR="$CUDA_DIR" CUDA_ARCH="$ARCH" EXTRA_NVCCFLAGS=-Xptxas=-v)
+"${MK[@]}" proto
+objs=()
+while IFS= read -r cu; do
+    rel=${cu#"$ROOT/caffe_layers/"}
+    objs+=(".build_release/cuda/${rel%.cu}.o")
+done < <(find "$ROOT/caffe_layers" -name '*.cu' | sort)
+[ ${#objs[@]} -gt 0 ] || { echo "[cuda_check] no .cu files under caffe_layers/"; exit 0; }
+(cd "$TREE" && rm -f "${objs[@]}")
+echo "[cuda_check] nvcc: ${#objs[@]} file(s), CUDA_ARCH: $ARCH"
+"${MK[@]}" -j"$(nproc)" "${objs[@]}"
+warns=()
+for o in "${objs[@]}"; do warns+=("$TREE/$o.warnings.txt"); done
+THREADS=$(grep -ho 'CAFFE_CUDA_NUM_THREADS = [0-9]*' "$TREE/include/caffe/util/device_alternate.hpp" | grep -o '[0-9]*$')
+"$VENV/bin/python" "$ROOT/scripts/ptxas_report.py" --threads "$THREADS" \
+    --json "$TREE/registers.json" "${warns[@]}"
