@@ -26,7 +26,7 @@ def demangle(names: list[str]) -> dict[str, str]:
                              text=True, check=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return {n: n for n in names}
-    return dict(zip(names, out))
+    return dict(zip(names, out, strict=False))
 
 
 def short(name: str) -> str:
@@ -41,12 +41,13 @@ def parse(paths: list[Path]) -> list[dict]:
         current: dict | None = None
         for line in path.read_text().splitlines():
             if m := ENTRY.search(line):
-                current = {"file": path.name.replace(".o.warnings.txt", ".cu"), "kernel": m.group(1),
-                           "arch": m.group(2), "registers": 0, "stack": 0, "spill_stores": 0,
-                           "spill_loads": 0}
+                current = {"file": path.name.replace(".o.warnings.txt", ".cu"),
+                           "kernel": m.group(1), "arch": m.group(2), "registers": 0,
+                           "stack": 0, "spill_stores": 0, "spill_loads": 0}
                 rows.append(current)
             elif current is not None and (m := FRAME.search(line)):
-                current["stack"], current["spill_stores"], current["spill_loads"] = map(int, m.groups())
+                stack, stores, loads = map(int, m.groups())
+                current.update(stack=stack, spill_stores=stores, spill_loads=loads)
             elif current is not None and (m := REGS.search(line)):
                 current["registers"] = int(m.group(1))
     names = demangle(sorted({r["kernel"] for r in rows}))
@@ -67,7 +68,8 @@ def main() -> int:
         return 1
     limit = REGISTER_FILE // args.threads
     bad = []
-    print(f"{'kernel':<48} {'arch':<7} {'regs':>5} {'stack':>6} {'spill':>6}  launch@{args.threads}")
+    print(f"{'kernel':<48} {'arch':<7} {'regs':>5} {'stack':>6} {'spill':>6}  "
+          f"launch@{args.threads}")
     for r in sorted(rows, key=lambda r: (r["kernel"], r["arch"])):
         ok = r["registers"] <= limit and r["stack"] == 0 and r["spill_stores"] == 0
         r["launches_at_num_threads"] = ok

@@ -72,8 +72,8 @@ def _samples(roi, H, W, p):
     bh, bw = rh / p["pooled_h"], rw / p["pooled_w"]
     gh = _grid(bh, p["sampling_ratio"], p["is_multi_interpolate"])
     gw = _grid(bw, p["sampling_ratio"], p["is_multi_interpolate"])
-    ys = sh + np.arange(p["pooled_h"])[:, None] * bh + (np.arange(gh)[None, :] + 0.5) * bh / max(gh, 1)
-    xs = sw + np.arange(p["pooled_w"])[:, None] * bw + (np.arange(gw)[None, :] + 0.5) * bw / max(gw, 1)
+    ys = sh + np.arange(p["pooled_h"])[:, None] * bh + (np.arange(gh) + 0.5) * bh / max(gh, 1)
+    xs = sw + np.arange(p["pooled_w"])[:, None] * bw + (np.arange(gw) + 0.5) * bw / max(gw, 1)
     bicubic = p["bi_type"] == 1
     return _taps(ys, H, bicubic), _taps(xs, W, bicubic), gh, gw
 
@@ -116,7 +116,8 @@ def roi_align(x: np.ndarray, rois: np.ndarray, top_diff: np.ndarray | None = Non
         else:
             sample_g = np.zeros(vals.shape)
             np.put_along_axis(sample_g, arg[..., None], td[..., None], -1)
-        sample_g = sample_g.reshape(C, p["pooled_h"], p["pooled_w"], gh, gw).transpose(0, 1, 3, 2, 4)
+        sample_g = sample_g.reshape(C, p["pooled_h"], p["pooled_w"], gh, gw)
+        sample_g = sample_g.transpose(0, 1, 3, 2, 4)
         # Scatter: (C, ph, gh, K, pw, gw, L)
         contrib = np.einsum("cabde,abk,del->cabkdel", sample_g, wy, wx)
         yy = np.broadcast_to(iy[:, :, :, None, None, None], contrib.shape[1:])

@@ -13,7 +13,6 @@ from rcnn.synthetic_rois import awkward_rois, proposal_like_rois
 
 
 def onnx_roi_align(x, rois, pooled, scale, sampling_ratio, half_pixel):
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
