@@ -43,11 +43,12 @@ deps:
 	@bash $(ROOT)/scripts/install_deps.sh
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: $(ROOT)/python/requirements.txt | deps
+$(VENV)/.installed: $(ROOT)/python/requirements.txt $(ROOT)/python/pyproject.toml | deps
 	@echo "[make] Python packages -> $(VENV)"
 	@test -x $(VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install -q --upgrade pip
 	@$(VENV)/bin/python -m pip install -q -r $(ROOT)/python/requirements.txt
+	@$(VENV)/bin/python -m pip install -q -e $(ROOT)/python
 	@if [ "$(CPU_ONLY)" != 1 ] && [ ! -e "$(CUDA_DIR)/lib64/libcublas.so" ]; then \
 		echo "[make] $(CUDA_DIR) has no cuBLAS: installing nvidia-cublas / nvidia-curand wheels"; \
 		$(VENV)/bin/python -m pip install -q nvidia-cublas nvidia-curand; fi

@@ -1,0 +1,99 @@
+#include <cmath>
+#include <vector>
+
+#include "caffe/layers/roi_layer_common.hpp"
+#include "caffe/layers/roi_pooling_layer.hpp"
+#include "caffe/util/math_functions.hpp"
+
+namespace caffe {
+
+template <typename Dtype>
+void ROIPoolingLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top) {
+  const ROIPoolingParameter& rp = this->layer_param_.roi_pooling_param();
+  const std::string who = RoiLayerName(this->layer_param_);
+  CHECK_GT(rp.pooled_h(), 0) << who << ": roi_pooling_param.pooled_h must be > 0";
+  CHECK_GT(rp.pooled_w(), 0) << who << ": roi_pooling_param.pooled_w must be > 0";
+  CHECK(std::isfinite(rp.spatial_scale()) && rp.spatial_scale() > 0)
+      << who << ": roi_pooling_param.spatial_scale must be finite and > 0, got "
+      << rp.spatial_scale();
+  pooled_h_ = rp.pooled_h();
+  pooled_w_ = rp.pooled_w();
+  spatial_scale_ = rp.spatial_scale();
+}
+
+template <typename Dtype>
+void ROIPoolingLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top) {
+  CHECK_EQ(bottom[0]->num_axes(), 4) << RoiLayerName(this->layer_param_)
+      << ": bottom '" << this->layer_param_.bottom(0)
+      << "' must be (N, C, H, W), got " << bottom[0]->shape_string();
+  channels_ = bottom[0]->channels();
+  height_ = bottom[0]->height();
+  width_ = bottom[0]->width();
+  num_rois_ = CheckRoisShape(this->layer_param_, *bottom[1]);
+  top[0]->Reshape(num_rois_, channels_, pooled_h_, pooled_w_);
+  argmax_.Reshape(top[0]->shape());
+}
+
+template <typename Dtype>
+void ROIPoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
+    const vector<Blob<Dtype>*>& top) {
+  if (num_rois_ == 0) return;
+  CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
+  const Dtype* data = bottom[0]->cpu_data();
+  const Dtype* rois = bottom[1]->cpu_data();
+  Dtype* top_data = top[0]->mutable_cpu_data();
+  int* argmax = argmax_.mutable_cpu_data();
+  const int plane = height_ * width_, bins = pooled_h_ * pooled_w_;
+  const int channels = channels_;
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int nc = 0; nc < num_rois_ * channels; ++nc) {
+    const Dtype* roi = rois + (nc / channels) * 5;
+    const Dtype* in = data + (static_cast<int>(roi[0]) * channels + nc % channels) * plane;
+    for (int ph = 0; ph < pooled_h_; ++ph) {
+      for (int pw = 0; pw < pooled_w_; ++pw) {
+        const int o = nc * bins + ph * pooled_w_ + pw;
+        top_data[o] = roi_pool::pool_bin(in, roi, spatial_scale_, height_, width_,
+            pooled_h_, pooled_w_, ph, pw, &argmax[o]);
+      }
+    }
+  }
+}
+
+template <typename Dtype>
+void ROIPoolingLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
+    const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
+  if (!propagate_down[0]) return;  // no gradient for the RoI coordinates
+  Dtype* diff = bottom[0]->mutable_cpu_diff();
+  caffe_set(bottom[0]->count(), Dtype(0), diff);
+  if (num_rois_ == 0) return;
+  const Dtype* rois = bottom[1]->cpu_data();
+  const Dtype* top_diff = top[0]->cpu_diff();
+  const int* argmax = argmax_.cpu_data();
+  const int plane = height_ * width_, bins = pooled_h_ * pooled_w_;
+  const int channels = channels_;
+  // One channel per thread: no two threads write the same gradient plane.
+#pragma omp parallel for
+  for (int c = 0; c < channels; ++c) {
+    for (int n = 0; n < num_rois_; ++n) {
+      const int nc = n * channels + c;
+      Dtype* out = diff + (static_cast<int>(rois[n * 5]) * channels + c) * plane;
+      for (int b = 0; b < bins; ++b) {
+        const int a = argmax[nc * bins + b];
+        if (a >= 0) out[a] += top_diff[nc * bins + b];
+      }
+    }
+  }
+}
+
+#if defined(CPU_ONLY)
+STUB_GPU(ROIPoolingLayer);
+#elif defined(ROI_LAYERS_CPU_ONLY)
+ROI_LAYER_GPU_RUNS_CPU(ROIPoolingLayer);
+#endif
+
+INSTANTIATE_CLASS(ROIPoolingLayer);
+REGISTER_LAYER_CLASS(ROIPooling);
+
+}  // namespace caffe
