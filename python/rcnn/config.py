@@ -1,0 +1,170 @@
+"""Configuration: defaults (py-faster-rcnn's keys where they exist), YAML files merged over
+them, and `--set KEY VALUE` overrides. `cfg` is the one module-level mutable object."""
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+
+class AttrDict(dict):
+    """A dict whose keys are also attributes: cfg.TRAIN.SCALES."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(name) from e
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+def _tree(d: Mapping[str, Any]) -> AttrDict:
+    return AttrDict({k: _tree(v) if isinstance(v, Mapping) else v for k, v in d.items()})
+
+
+DEFAULTS: dict[str, Any] = {
+    "TRAIN": {
+        "SCALES": (600,),            # shorter image side(s) used in training
+        "MAX_SIZE": 1000,            # cap on the longer side
+        "IMS_PER_BATCH": 1,          # images per minibatch (RPN training needs 1)
+        "BATCH_SIZE": 128,           # RoIs per image for the detection head
+        "FG_FRACTION": 0.25,
+        "FG_THRESH": 0.5,
+        "BG_THRESH_HI": 0.5,
+        "BG_THRESH_LO": 0.1,
+        "USE_FLIPPED": True,
+        "BBOX_REG": True,
+        "BBOX_THRESH": 0.5,
+        "SNAPSHOT_ITERS": 10000,
+        "SNAPSHOT_INFIX": "",
+        "BBOX_NORMALIZE_TARGETS": True,
+        "BBOX_INSIDE_WEIGHTS": (1.0, 1.0, 1.0, 1.0),
+        "BBOX_NORMALIZE_TARGETS_PRECOMPUTED": True,
+        "BBOX_NORMALIZE_MEANS": (0.0, 0.0, 0.0, 0.0),
+        "BBOX_NORMALIZE_STDS": (0.1, 0.1, 0.2, 0.2),
+        "PROPOSAL_METHOD": "gt",
+        "ASPECT_GROUPING": True,
+        "HAS_RPN": True,
+        "RPN_POSITIVE_OVERLAP": 0.7,
+        "RPN_NEGATIVE_OVERLAP": 0.3,
+        "RPN_CLOBBER_POSITIVES": False,
+        "RPN_FG_FRACTION": 0.5,
+        "RPN_BATCHSIZE": 256,
+        "RPN_NMS_THRESH": 0.7,
+        "RPN_PRE_NMS_TOP_N": 12000,
+        "RPN_POST_NMS_TOP_N": 2000,
+        "RPN_MIN_SIZE": 16,
+        "RPN_BBOX_INSIDE_WEIGHTS": (1.0, 1.0, 1.0, 1.0),
+        "RPN_POSITIVE_WEIGHT": -1.0,
+    },
+    "TEST": {
+        "SCALES": (600,),
+        "MAX_SIZE": 1000,
+        "NMS": 0.3,
+        "SVM": False,
+        "BBOX_REG": True,
+        "HAS_RPN": True,
+        "PROPOSAL_METHOD": "selective_search",
+        "RPN_NMS_THRESH": 0.7,
+        "RPN_PRE_NMS_TOP_N": 6000,
+        "RPN_POST_NMS_TOP_N": 300,
+        "RPN_MIN_SIZE": 16,
+        "SCORE_THRESH": 0.0,         # detections kept for evaluation
+        "MAX_PER_IMAGE": 100,
+    },
+    "DEDUP_BOXES": 1.0 / 16.0,
+    "PIXEL_MEANS": ((102.9801, 115.9465, 122.7717),),  # BGR, as in py-faster-rcnn
+    "RNG_SEED": 3,
+    "EPS": 1e-14,
+    "USE_GPU_NMS": False,
+    "GPU_ID": 0,
+    "EXP_DIR": "default",
+    "MODEL": {
+        "ANCHOR_SCALES": (8, 16, 32),   # anchors of size 16 * scale
+        "ANCHOR_RATIOS": (0.5, 1, 2),
+        "FEAT_STRIDE": 16,
+    },
+}
+
+cfg: AttrDict = _tree(copy.deepcopy(DEFAULTS))
+
+
+def _coerce(old: Any, new: Any, key: str) -> Any:
+    """new, converted to the type of the value it replaces (lists to tuples, ints to floats)."""
+    if old is None or new is None:
+        return new
+    if isinstance(old, Mapping):
+        if not isinstance(new, Mapping):
+            raise ValueError(f"{key}: expected a mapping, got {new!r}")
+        return new
+    if isinstance(old, tuple | list | np.ndarray) and isinstance(new, tuple | list):
+        return tuple(new)
+    if isinstance(old, bool) and not isinstance(new, bool):
+        raise ValueError(f"{key}: expected true/false, got {new!r}")
+    if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
+        return float(new)
+    if type(old) is not type(new) and not (isinstance(old, tuple) and isinstance(new, tuple)):
+        raise ValueError(f"{key}: expected {type(old).__name__}, got {new!r}")
+    return new
+
+
+def merge(into: AttrDict, other: Mapping[str, Any], prefix: str = "") -> None:
+    """Merges other into `into`; unknown keys and type mismatches raise ValueError."""
+    for k, v in other.items():
+        key = f"{prefix}{k}"
+        if k not in into:
+            raise ValueError(f"unknown config key {key}")
+        if isinstance(into[k], Mapping):
+            if not isinstance(v, Mapping):
+                raise ValueError(f"{key}: expected a mapping, got {v!r}")
+            merge(into[k], v, key + ".")
+        else:
+            into[k] = _coerce(into[k], v, key)
+
+
+def merge_file(path: str | Path, into: AttrDict | None = None) -> None:
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    merge(cfg if into is None else into, data)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return yaml.safe_load(text)
+
+
+def merge_list(pairs: Iterable[str], into: AttrDict | None = None) -> None:
+    """['TRAIN.SCALES', '(256,)', 'RNG_SEED', '7'] -> overrides."""
+    target = cfg if into is None else into
+    items = list(pairs)
+    if len(items) % 2:
+        raise ValueError(f"--set takes KEY VALUE pairs, got {items}")
+    for key, text in zip(items[::2], items[1::2], strict=True):
+        node = target
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], Mapping):
+                raise ValueError(f"unknown config key {key}")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ValueError(f"unknown config key {key}")
+        node[parts[-1]] = _coerce(node[parts[-1]], _parse_value(text), key)
+
+
+def reset() -> None:
+    """Back to the defaults (for tests)."""
+    cfg.clear()
+    cfg.update(_tree(copy.deepcopy(DEFAULTS)))
+
+
+def pixel_means() -> np.ndarray:
+    return np.array(cfg.PIXEL_MEANS, dtype=np.float32)

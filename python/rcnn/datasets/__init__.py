@@ -1,0 +1,1 @@
+"""Datasets: the imdb/roidb interface, a PASCAL VOC reader and a synthetic VOC generator."""

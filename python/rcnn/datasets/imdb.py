@@ -1,0 +1,61 @@
+"""The imdb/roidb interface: an image database lists images and their ground truth; a roidb
+is one dict per image (image path, size, boxes, classes, difficult flags, flipped)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+Roidb = list[dict[str, Any]]
+
+
+class Imdb:
+    """Base class: subclasses set name, classes (index 0 is '__background__'), image_index
+    and implement image_path_at() and gt_roidb()."""
+
+    name: str = "imdb"
+    classes: tuple[str, ...] = ("__background__",)
+    image_index: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.image_index)
+
+    def image_path_at(self, i: int) -> str:
+        raise NotImplementedError
+
+    def gt_roidb(self) -> Roidb:
+        raise NotImplementedError
+
+
+def flipped(roidb: Roidb) -> Roidb:
+    """Horizontally flipped copies of every entry (training augmentation)."""
+    out = []
+    for e in roidb:
+        boxes = e["boxes"].copy()
+        boxes[:, 0] = e["width"] - e["boxes"][:, 2] - 1
+        boxes[:, 2] = e["width"] - e["boxes"][:, 0] - 1
+        out.append({**e, "boxes": boxes, "flipped": True})
+    return out
+
+
+def training_roidb(imdb: Imdb, use_flipped: bool) -> Roidb:
+    roidb = [dict(e, flipped=False) for e in imdb.gt_roidb()]
+    return roidb + flipped(roidb) if use_flipped else roidb
+
+
+def filter_roidb(roidb: Roidb) -> Roidb:
+    """Drops images without any non-difficult object."""
+    return [e for e in roidb if (e["gt_classes"] > 0).any()]
+
+
+def check_boxes(boxes: np.ndarray, width: int, height: int, where: str) -> None:
+    bad = ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]) | (boxes[:, 0] < 0)
+           | (boxes[:, 1] < 0) | (boxes[:, 2] >= width) | (boxes[:, 3] >= height))
+    if bad.any():
+        raise ValueError(f"{where}: box {boxes[np.argmax(bad)].tolist()} is empty or outside "
+                         f"the {width} x {height} image")

@@ -1,0 +1,110 @@
+"""Detection evaluation: PASCAL VOC AP (2007 11-point and area under the curve) and
+COCO-style AP over IoU 0.50:0.05:0.95 (101-point interpolation), per class and mean.
+
+Detections: per class, a list over images of (K, 5) arrays [x1, y1, x2, y2, score].
+Ground truth: the roidb (boxes, gt_classes, difficult); difficult objects neither count as
+positives nor make a detection false.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rcnn.boxes import bbox_overlaps
+
+COCO_IOUS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
+    """AP from a precision/recall curve: VOC 2007's 11-point mean of the interpolated
+    precision at recall 0, 0.1, ..., 1, or the area under the interpolated curve."""
+    if use_07_metric:
+        return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                              for t in np.linspace(0, 1, 11)]))
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    i = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def coco_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    """COCO's 101-point interpolated AP."""
+    if recall.size == 0:
+        return 0.0
+    mpre = np.maximum.accumulate(precision[::-1])[::-1]
+    idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    return float(np.mean([mpre[i] if i < len(mpre) else 0.0 for i in idx]))
+
+
+def match_class(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray],
+                difficult: Sequence[np.ndarray], iou: float):
+    """Greedy matching, highest score first, of one class's detections over all images.
+    Returns (scores, true-positive flags, counted flags, number of positives)."""
+    scores, tp, counted = [], [], []
+    npos = int(sum((~d).sum() for d in difficult))
+    for det, gt, diff in zip(dets, gts, difficult, strict=True):
+        if det.shape[0] == 0:
+            continue
+        order = np.argsort(-det[:, 4], kind="stable")
+        det = det[order]
+        used = np.zeros(gt.shape[0], dtype=bool)
+        ov = bbox_overlaps(det[:, :4], gt) if gt.shape[0] else np.zeros((det.shape[0], 0))
+        for k in range(det.shape[0]):
+            scores.append(det[k, 4])
+            j = int(np.argmax(ov[k])) if ov.shape[1] else -1
+            if j >= 0 and ov[k, j] >= iou:
+                if diff[j]:
+                    tp.append(False)
+                    counted.append(False)
+                    continue
+                if not used[j]:
+                    used[j] = True
+                    tp.append(True)
+                    counted.append(True)
+                    continue
+            tp.append(False)
+            counted.append(True)
+    return np.asarray(scores), np.asarray(tp, bool), np.asarray(counted, bool), npos
+
+
+def pr_curve(scores: np.ndarray, tp: np.ndarray, counted: np.ndarray, npos: int):
+    order = np.argsort(-scores, kind="stable")
+    tp, counted = tp[order][counted[order]], counted[order][counted[order]]
+    ctp = np.cumsum(tp)
+    cfp = np.cumsum(~tp)
+    recall = ctp / max(npos, 1)
+    precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
+    return recall, precision
+
+
+def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str, Any]],
+             classes: Sequence[str]) -> dict[str, Any]:
+    """all_dets[c][i]: detections of class c (1..C-1) in image i. Returns per-class and mean
+    VOC07 AP50, VOC AP50 (area), COCO AP, AP50, AP75."""
+    per_class: dict[str, dict[str, float]] = {}
+    for c in range(1, len(classes)):
+        gts = [e["boxes"][e["gt_classes"] == c] for e in roidb]
+        diffs = [e.get("difficult", np.zeros(len(e["gt_classes"]), bool))[e["gt_classes"] == c]
+                 for e in roidb]
+        dets = [np.asarray(d).reshape(-1, 5) for d in all_dets[c]]
+        res: dict[str, float] = {}
+        coco = []
+        for iou in COCO_IOUS:
+            rec, prec = pr_curve(*match_class(dets, gts, diffs, iou))
+            ap = coco_ap(rec, prec)
+            coco.append(ap)
+            if iou == 0.5:
+                res["voc07_ap50"] = voc_ap(rec, prec, use_07_metric=True)
+                res["voc_ap50"] = voc_ap(rec, prec)
+                res["ap50"] = ap
+            if iou == 0.75:
+                res["ap75"] = ap
+        res["ap"] = float(np.mean(coco))
+        res["num_gt"] = int(sum((~d).sum() for d in diffs))
+        per_class[classes[c]] = res
+    keys = ("ap", "ap50", "ap75", "voc07_ap50", "voc_ap50")
+    mean = {k: float(np.mean([r[k] for r in per_class.values()])) for k in keys}
+    return {"mean": mean, "per_class": per_class}

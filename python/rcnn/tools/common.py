@@ -1,0 +1,29 @@
+"""Command-line pieces shared by the tools."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+
+def add_config_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--cfg", action="append", default=[], metavar="YAML",
+                    help="config file merged over the defaults (repeatable)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY VALUE", dest="set_cfgs",
+                    help="config overrides, e.g. --set TRAIN.SCALES '(256,)' RNG_SEED 7")
+    ap.add_argument("--gpu", type=int, default=None,
+                    help="GPU id (CUDA builds); CPU when not given")
+
+
+def apply_config(args: argparse.Namespace) -> None:
+    from rcnn.config import merge_file, merge_list
+
+    for path in args.cfg:
+        merge_file(path)
+    if args.set_cfgs:
+        merge_list(args.set_cfgs)
+
+
+def setup_logging() -> None:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")

@@ -1,0 +1,1 @@
+"""py-faster-rcnn's module name for the RoI data layer (see rcnn.layers.roi_data)."""

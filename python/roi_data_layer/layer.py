@@ -1,0 +1,1 @@
+from rcnn.layers.roi_data import RoIDataLayer  # noqa: F401

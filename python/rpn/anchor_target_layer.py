@@ -1,0 +1,1 @@
+from rcnn.layers.anchor_target import AnchorTargetLayer  # noqa: F401

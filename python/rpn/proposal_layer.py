@@ -1,0 +1,1 @@
+from rcnn.layers.proposal import ProposalLayer  # noqa: F401

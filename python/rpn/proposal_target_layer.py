@@ -1,0 +1,1 @@
+from rcnn.layers.proposal_target import ProposalTargetLayer  # noqa: F401
