@@ -1,5 +1,6 @@
 # Top-level build: BVLC Caffe from source with this project's patches and layers.
 #
+#   make demo         the main job: build, then train + evaluate the small ROIAlign Faster R-CNN
 #   make              system packages (once), .venv, fetch + patch Caffe, build lib, tools, pycaffe
 #   make test         build the C++ tests, run them, then pytest
 #   make cuda-check   compile the project's CUDA sources with nvcc (no GPU needed), register report
@@ -35,7 +36,8 @@ BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer 
 	test_inner_product_layer test_gradient_based_solver test_solver test_neuron_layer
 TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
 
-.PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint
+.PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint \
+	demo models
 
 all: caffe env
 
@@ -75,6 +77,14 @@ $(BUILD)/env.sh: $(ROOT)/Makefile | caffe
 	  'export PYTHONPATH=$(TREE)/python:$(ROOT)/python$${PYTHONPATH:+:$$PYTHONPATH}' \
 	  > $@
 	@echo "[make] done: source build/env.sh, then 'python -c \"import caffe\"' or 'caffe --version'"
+
+# The main job: synthetic data, training, evaluation, pictures (output/demo/).
+demo: all
+	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.tools.run_demo $(DEMO_ARGS)
+
+# Regenerate the small model's prototxts (models/small/<variant>/) from rcnn/models.py.
+models: all
+	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.models models/small
 
 test: test-cpp test-py
 

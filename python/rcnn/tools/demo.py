@@ -1,0 +1,68 @@
+"""demo: draw a trained detector's detections on images into PNG files.
+
+    python -m rcnn.tools.demo --net models/small/roialign/test.prototxt \
+        --weights output/demo/model_iter_3000.caffemodel --data data/synthetic --count 6 \
+        --cfg models/small/config.yml --out output/demo/detections.png
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rcnn.tools.common import add_config_args, apply_config, setup_logging
+
+log = logging.getLogger("demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--net", required=True)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--images", nargs="*", default=[], help="image files")
+    ap.add_argument("--data", help="or: a VOC-format folder (ground truth drawn in white)")
+    ap.add_argument("--imageset", default="test")
+    ap.add_argument("--count", type=int, default=6, help="images taken from --data")
+    ap.add_argument("--thresh", type=float, default=0.5, help="score threshold")
+    ap.add_argument("--out", required=True, help="PNG: a grid of all images")
+    add_config_args(ap)
+    args = ap.parse_args(argv)
+    setup_logging()
+    apply_config(args)
+
+    import caffe
+
+    from rcnn.blob import load_image_bgr
+    from rcnn.data import open_dataset, set_device
+    from rcnn.plots import draw_detections, grid
+    from rcnn.testing import detections_per_class, im_detect
+
+    set_device(args.gpu)
+    items = [(p, None) for p in args.images]
+    classes = None
+    if args.data:
+        imdb = open_dataset(args.data, args.imageset)
+        classes = imdb.classes
+        items += [(e["image"], e["boxes"]) for e in imdb.gt_roidb()[:args.count]]
+    if not items:
+        log.error("no images: give --images or --data")
+        return 2
+    net = caffe.Net(args.net, caffe.TEST, weights=args.weights)
+    pictures = []
+    for path, gt in items:
+        scores, boxes = im_detect(net, load_image_bgr(path))
+        dets = detections_per_class(scores, boxes)
+        names = classes or [f"class{c}" for c in range(len(dets))]
+        shown = [(names[c], d[d[:, 4] >= args.thresh]) for c, d in enumerate(dets) if c > 0]
+        log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), args.thresh)
+        pictures.append(draw_detections(path, shown, gt))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    grid(pictures).save(args.out)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
