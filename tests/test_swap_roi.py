@@ -24,8 +24,7 @@ def test_round_trip_on_every_fixture(caffe, shared_models, tmp_path, capsys):
         a, b = tmp_path / "align.prototxt", tmp_path / "back.prototxt"
         assert swap_roi.main([str(path), str(a), "--set", "pool=AVE",
                               "--set", "sampling_ratio=2"]) == 0
-        out = capsys.readouterr().err
-        assert "-> ROIAlign pool=1 sampling_ratio=2" in out or "ROIAlign" in out
+        assert "ROIPooling -> ROIAlign pool=AVE sampling_ratio=2" in capsys.readouterr().out
         aligned = parse(a)
         roi_layers = [la for la in aligned.layer if la.type == "ROIAlign"]
         assert roi_layers and all(la.roi_pooling_param.sampling_ratio == 2 for la in roi_layers)
@@ -40,7 +39,7 @@ def test_prints_changed_layers(caffe, shared_models, tmp_path):
                            str(tmp_path / "o.prototxt"), "--set", "alignment=HALF_PIXEL"],
                           capture_output=True, text=True, cwd=ROOT / "python")
     assert proc.returncode == 0, proc.stderr
-    assert "layer 'roi_pool_conv5': ROIPooling -> ROIAlign alignment=2" in proc.stderr
+    assert "layer 'roi_pool_conv5': ROIPooling -> ROIAlign alignment=HALF_PIXEL" in proc.stdout
     # Also runnable as a plain script.
     proc = subprocess.run([sys.executable, str(ROOT / "python/rcnn/tools/swap_roi.py"),
                            str(src), str(tmp_path / "p.prototxt")], capture_output=True, text=True)
@@ -113,3 +112,18 @@ def test_weights_carry_over(caffe, tmp_path):
     net2.blobs["data"].data[...] = 1
     net2.blobs["rois"].data[...] = [[0, 0, 0, 15, 15], [0, 2, 2, 9, 9]]
     assert np.isfinite(net2.forward()["fc"]).all()
+
+
+@pytest.mark.parametrize("net", ["VGG16", "ZF"])
+@pytest.mark.parametrize("phase", ["train", "test"])
+def test_committed_roialign_models_are_swapped_fixtures(caffe, shared_models, tmp_path, net,
+                                                        phase):
+    """models/pascal_voc/<net>/faster_rcnn_end2end_roialign is what
+    scripts/make_model_variants.sh makes from py-faster-rcnn's prototxts."""
+    out = tmp_path / "o.prototxt"
+    src = shared_models / "pascal_voc" / net / "faster_rcnn_end2end" / f"{phase}.prototxt"
+    assert swap_roi.main([str(src), str(out), "--set", "pool=AVE", "--set",
+                          "alignment=HALF_PIXEL", "--set", "sampling_ratio=2"]) == 0
+    committed = (ROOT / "models/pascal_voc" / net / "faster_rcnn_end2end_roialign"
+                 / f"{phase}.prototxt")
+    assert parse(committed) == parse(out)

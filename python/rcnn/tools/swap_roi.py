@@ -12,16 +12,12 @@ net of the other.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 ROI_TYPES = ("ROIPooling", "ROIAlign")
 # Fields of ROIPoolingParameter that ROIPooling itself uses.
 POOLING_FIELDS = ("pooled_h", "pooled_w", "spatial_scale")
-
-log = logging.getLogger("swap_roi")
-
 
 class SwapError(Exception):
     """A problem with the user's input, reported as one line."""
@@ -113,6 +109,14 @@ def parse_set(assignments: list[str]) -> dict[str, object]:
     return values
 
 
+def shown(param, key: str, value: object) -> str:
+    """An enum field's value by name (pool=AVE), anything else as it is."""
+    field = param.DESCRIPTOR.fields_by_name[key]
+    if field.enum_type is not None:
+        return field.enum_type.values_by_number[value].name
+    return str(value)
+
+
 def swap(net, to: str, settings: dict[str, object]) -> list[str]:
     """Rewrites net in place; returns one line per changed layer."""
     changed = []
@@ -131,7 +135,7 @@ def swap(net, to: str, settings: dict[str, object]) -> list[str]:
                     param.ClearField(field.name)
                     cleared.append(field.name)
         note = f" (cleared {', '.join(cleared)}: unused by ROIPooling)" if cleared else ""
-        sets = "".join(f" {k}={v}" for k, v in settings.items())
+        sets = "".join(f" {k}={shown(param, k, v)}" for k, v in settings.items())
         changed.append(f"layer '{layer.name}': {before} -> {to}{sets}{note}")
     return changed
 
@@ -146,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="set a roi_pooling_param field on every RoI layer (repeatable)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         settings = parse_set(args.set)
         if args.to == "ROIPooling" and set(settings) - set(POOLING_FIELDS):
@@ -160,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     except SwapError as e:
         print(f"swap_roi: error: {e}", file=sys.stderr)
         return 2
+    # The report is this command's output.
     for line in changed:
-        log.info(line)
-    log.info("wrote %s (%d RoI layer%s changed)", args.output, len(changed),
-             "" if len(changed) == 1 else "s")
+        print(line)
+    print(f"wrote {args.output} ({len(changed)} RoI layer{'' if len(changed) == 1 else 's'} "
+          "changed)")
     return 0
 
 

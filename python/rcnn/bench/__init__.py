@@ -1,0 +1,1 @@
+"""Benchmarks: RoI layer speed and detection accuracy."""
