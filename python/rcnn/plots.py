@@ -66,7 +66,7 @@ def plot_loss(loss_log: str | Path, out: str | Path, window: int = 50) -> Path:
     ax.set_ylabel(f"loss (mean of {len(kernel)} iterations)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper right", fontsize=8, ncol=3)
     ax.set_title("training loss")
     fig.tight_layout()
     fig.savefig(out)

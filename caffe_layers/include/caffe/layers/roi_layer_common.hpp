@@ -17,6 +17,18 @@ inline std::string RoiLayerName(const LayerParameter& param) {
   return std::string(param.type()) + " layer '" + param.name() + "'";
 }
 
+// pooled_h, pooled_w > 0 and a finite spatial_scale > 0, as ROIAlign and ROIPooling need.
+inline const ROIPoolingParameter& CheckRoiPoolingParam(const LayerParameter& param) {
+  const ROIPoolingParameter& rp = param.roi_pooling_param();
+  const std::string who = RoiLayerName(param);
+  CHECK_GT(rp.pooled_h(), 0) << who << ": roi_pooling_param.pooled_h must be > 0";
+  CHECK_GT(rp.pooled_w(), 0) << who << ": roi_pooling_param.pooled_w must be > 0";
+  CHECK(std::isfinite(rp.spatial_scale()) && rp.spatial_scale() > 0)
+      << who << ": roi_pooling_param.spatial_scale must be finite and > 0, got "
+      << rp.spatial_scale();
+  return rp;
+}
+
 // The RoI bottom holds R rows of [batch_index, x1, y1, x2, y2]: shape (R, 5) or (R, 5, 1, 1).
 template <typename Dtype>
 int CheckRoisShape(const LayerParameter& param, const Blob<Dtype>& rois) {

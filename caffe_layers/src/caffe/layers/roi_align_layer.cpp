@@ -13,13 +13,8 @@ using roi_align::Taps;
 template <typename Dtype>
 void ROIAlignLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top) {
-  const ROIPoolingParameter& rp = this->layer_param_.roi_pooling_param();
+  const ROIPoolingParameter& rp = CheckRoiPoolingParam(this->layer_param_);
   const std::string who = RoiLayerName(this->layer_param_);
-  CHECK_GT(rp.pooled_h(), 0) << who << ": roi_pooling_param.pooled_h must be > 0";
-  CHECK_GT(rp.pooled_w(), 0) << who << ": roi_pooling_param.pooled_w must be > 0";
-  CHECK(std::isfinite(rp.spatial_scale()) && rp.spatial_scale() > 0)
-      << who << ": roi_pooling_param.spatial_scale must be finite and > 0, got "
-      << rp.spatial_scale();
   CHECK(std::isfinite(rp.pad_ratio()) && rp.pad_ratio() >= 0)
       << who << ": roi_pooling_param.pad_ratio must be finite and >= 0, got "
       << rp.pad_ratio();
@@ -102,6 +97,15 @@ struct TapTable {
   }
 };
 
+// The precomputed taps of bin row ph (or column pw) of RoI n.
+template <typename Dtype>
+TapTable<Dtype> BinTaps(const vector<Taps<Dtype> >& taps, const vector<char>& in,
+    const vector<int>& start, int n, int bin, int grid) {
+  const int t0 = start[n] + bin * grid;
+  const TapTable<Dtype> table = {taps.data() + t0, in.data() + t0};
+  return table;
+}
+
 template <typename Dtype>
 struct PlainAdd {
   void operator()(Dtype* a, Dtype v) const { *a += v; }
@@ -130,11 +134,9 @@ void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
     const Box<Dtype>& b = boxes_[n];
     int am = -1;
     for (int ph = 0; ph < p.pooled_h; ++ph) {
-      const int ty0 = tap_y_start_[n] + ph * b.grid_h;
-      const TapTable<Dtype> ty = {&taps_y_[0] + ty0, &in_y_[0] + ty0};
+      const TapTable<Dtype> ty = BinTaps(taps_y_, in_y_, tap_y_start_, n, ph, b.grid_h);
       for (int pw = 0; pw < p.pooled_w; ++pw) {
-        const int tx0 = tap_x_start_[n] + pw * b.grid_w;
-        const TapTable<Dtype> tx = {&taps_x_[0] + tx0, &in_x_[0] + tx0};
+        const TapTable<Dtype> tx = BinTaps(taps_x_, in_x_, tap_x_start_, n, pw, b.grid_w);
         const int o = nc * bins + ph * p.pooled_w + pw;
         top_data[o] = p.bi_type == roi_align::kBicubic
             ? roi_align::pool_bin<4>(in, p.width, b.grid_h, b.grid_w, p.is_max, ty, tx, &am)
@@ -169,11 +171,9 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
       const Box<Dtype>& b = boxes_[n];
       const int nc = n * channels + c;
       for (int ph = 0; ph < p.pooled_h; ++ph) {
-        const int ty0 = tap_y_start_[n] + ph * b.grid_h;
-        const TapTable<Dtype> ty = {&taps_y_[0] + ty0, &in_y_[0] + ty0};
+        const TapTable<Dtype> ty = BinTaps(taps_y_, in_y_, tap_y_start_, n, ph, b.grid_h);
         for (int pw = 0; pw < p.pooled_w; ++pw) {
-          const int tx0 = tap_x_start_[n] + pw * b.grid_w;
-          const TapTable<Dtype> tx = {&taps_x_[0] + tx0, &in_x_[0] + tx0};
+          const TapTable<Dtype> tx = BinTaps(taps_x_, in_x_, tap_x_start_, n, pw, b.grid_w);
           const int o = nc * bins + ph * p.pooled_w + pw;
           const int am = argmax ? argmax[o] : -1;
           if (p.bi_type == roi_align::kBicubic) {

@@ -10,13 +10,7 @@ namespace caffe {
 template <typename Dtype>
 void ROIPoolingLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top) {
-  const ROIPoolingParameter& rp = this->layer_param_.roi_pooling_param();
-  const std::string who = RoiLayerName(this->layer_param_);
-  CHECK_GT(rp.pooled_h(), 0) << who << ": roi_pooling_param.pooled_h must be > 0";
-  CHECK_GT(rp.pooled_w(), 0) << who << ": roi_pooling_param.pooled_w must be > 0";
-  CHECK(std::isfinite(rp.spatial_scale()) && rp.spatial_scale() > 0)
-      << who << ": roi_pooling_param.spatial_scale must be finite and > 0, got "
-      << rp.spatial_scale();
+  const ROIPoolingParameter& rp = CheckRoiPoolingParam(this->layer_param_);
   pooled_h_ = rp.pooled_h();
   pooled_w_ = rp.pooled_w();
   spatial_scale_ = rp.spatial_scale();

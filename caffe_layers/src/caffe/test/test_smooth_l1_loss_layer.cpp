@@ -22,7 +22,7 @@ class SmoothL1LossLayerTest : public MultiDeviceTest<TypeParam> {
     FillerParameter filler_param;
     filler_param.set_std(1);
     GaussianFiller<Dtype> filler(filler_param);
-    UniformFiller<Dtype> weights(FillerParameter());
+    UniformFiller<Dtype> weights((FillerParameter()));
     for (int i = 0; i < 4; ++i) {
       blobs_.push_back(new Blob<Dtype>(3, 8, 2, 2));
       if (i < 2) {

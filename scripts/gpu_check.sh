@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the unpacked bundle (scripts/gpu_bundle.sh): the RoI layers'
+# C++ tests on the GPU types for both variants, CPU vs GPU agreement, `caffe time` for every
+# RoI layer configuration, and torchvision's CUDA roi_align for comparison. Results go to $OUT
+# (or ./gpu_results).
+set -uo pipefail
+B=$(cd "$(dirname "$0")" && pwd)
+R=${OUT:-$PWD/gpu_results}
+mkdir -p "$R"
+CUDA_LIB=${CUDA_LIB:-/usr/local/cuda/lib64}
+nvidia-smi -L | tee "$R/gpu.txt"
+status=0
+for variant in cuda cuda-roicpu; do
+    export LD_LIBRARY_PATH=$B/$variant/lib:$B/lib:$CUDA_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    for t in "$B/$variant"/bin/*.testbin; do
+        echo "== $variant $(basename "$t")" | tee -a "$R/tests.txt"
+        "$t" 2>&1 | tail -n 40 | tee -a "$R/tests.txt"
+        [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    done
+    for net in "$B"/nets/*.prototxt; do
+        echo "== $variant $(basename "$net" .prototxt)" >> "$R/caffe_time_$variant.txt"
+        "$B/$variant/bin/caffe" time -model "$net" -gpu 0 -iterations 20 2>&1 \
+            | grep -E "roi_layer\s+(forward|backward)|Average (Forward|Backward) pass" \
+            >> "$R/caffe_time_$variant.txt"
+    done
+done
+python3 "$B/torchvision_gpu.py" --json "$R/torchvision.json" | tee "$R/torchvision.txt"
+echo "overall: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$R/tests.txt"
+exit $status
