@@ -21,8 +21,11 @@
 
 #ifdef __CUDACC__
 #define ROI_HD __host__ __device__ __forceinline__
+#define ROI_UNROLL _Pragma("unroll")
 #else
 #define ROI_HD inline
+// Fully unrolled tap loops turn Taps::index(k) / weight(k) into plain register reads.
+#define ROI_UNROLL _Pragma("GCC unroll 4")
 #endif
 
 namespace caffe {
@@ -181,15 +184,11 @@ template <int K, typename Dtype>
 ROI_HD Dtype interpolate(const Dtype* plane, int width, const Taps<Dtype>& ty,
     const Taps<Dtype>& tx) {
   Dtype v = 0;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+ROI_UNROLL
   for (int k = 0; k < K; ++k) {
     const Dtype* row = plane + ty.index(k) * width;
     Dtype r = 0;
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+ROI_UNROLL
     for (int l = 0; l < K; ++l) r += tx.weight(l) * row[tx.index(l)];
     v += ty.weight(k) * r;
   }
@@ -201,15 +200,11 @@ ROI_HD Dtype interpolate(const Dtype* plane, int width, const Taps<Dtype>& ty,
 template <int K, typename Dtype, typename Add>
 ROI_HD void scatter(Dtype* plane_diff, int width, const Taps<Dtype>& ty,
     const Taps<Dtype>& tx, Dtype g, Add add) {
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+ROI_UNROLL
   for (int k = 0; k < K; ++k) {
     Dtype* row = plane_diff + ty.index(k) * width;
     const Dtype gk = g * ty.weight(k);
-#ifdef __CUDACC__
-#pragma unroll
-#endif
+ROI_UNROLL
     for (int l = 0; l < K; ++l) add(row + tx.index(l), gk * tx.weight(l));
   }
 }
@@ -231,9 +226,10 @@ ROI_HD Dtype pool_bin(const Dtype* plane, int width, int grid_h, int grid_w,
       const Dtype v = (in_y && in_x) ? interpolate<K>(plane, width, ty, tx) : 0;
       if (!is_max) {
         acc += v;
-      } else if (best < 0 || v > acc) {
-        acc = v;
-        best = iy * grid_w + ix;
+      } else {
+        const bool take = best < 0 || v > acc;  // the first largest sample wins
+        acc = take ? v : acc;
+        best = take ? iy * grid_w + ix : best;
       }
     }
   }

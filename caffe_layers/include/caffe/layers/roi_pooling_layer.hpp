@@ -34,53 +34,57 @@ ROI_POOL_HD int scaled_corner(Dtype v, Dtype scale, bool* ok) {
   return static_cast<int>(round(v < -kMaxCoord ? -kMaxCoord : (v > kMaxCoord ? kMaxCoord : v)));
 }
 
-// Fast R-CNN's bin (ph, pw) of one RoI on an H x W map: the corners times spatial_scale,
-// rounded half away from zero; size max(end - start + 1, 1); bin edges floor / ceil, clipped
-// to the map. Returns false for an empty bin (or a RoI with non-finite coordinates).
+// Fast R-CNN's bin `index` along one axis of a RoI whose corners are lo and hi (image
+// coordinates): corners times scale, rounded half away from zero; size max(end - start + 1, 1);
+// bin edges floor / ceil, clipped to [0, size]. Returns false for an empty bin or a
+// non-finite corner.
 template <typename Dtype>
-ROI_POOL_HD bool bin_bounds(const Dtype* roi, Dtype scale, int height, int width,
-    int pooled_h, int pooled_w, int ph, int pw, int* hstart, int* hend, int* wstart,
-    int* wend) {
+ROI_POOL_HD bool bin_range(Dtype lo, Dtype hi, Dtype scale, int size, int pooled, int index,
+    int* start, int* end) {
   bool ok = true;
-  const int x1 = scaled_corner(roi[1], scale, &ok), y1 = scaled_corner(roi[2], scale, &ok);
-  const int x2 = scaled_corner(roi[3], scale, &ok), y2 = scaled_corner(roi[4], scale, &ok);
-  if (!ok) return false;
-  const int roi_h = y2 - y1 + 1 > 1 ? y2 - y1 + 1 : 1;
-  const int roi_w = x2 - x1 + 1 > 1 ? x2 - x1 + 1 : 1;
-  const Dtype bin_h = static_cast<Dtype>(roi_h) / pooled_h;
-  const Dtype bin_w = static_cast<Dtype>(roi_w) / pooled_w;
-  int hs = static_cast<int>(floor(ph * bin_h)) + y1;
-  int he = static_cast<int>(ceil((ph + 1) * bin_h)) + y1;
-  int ws = static_cast<int>(floor(pw * bin_w)) + x1;
-  int we = static_cast<int>(ceil((pw + 1) * bin_w)) + x1;
-  *hstart = hs < 0 ? 0 : (hs > height ? height : hs);
-  *hend = he < 0 ? 0 : (he > height ? height : he);
-  *wstart = ws < 0 ? 0 : (ws > width ? width : ws);
-  *wend = we < 0 ? 0 : (we > width ? width : we);
-  return *hend > *hstart && *wend > *wstart;
+  const int s = scaled_corner(lo, scale, &ok), e = scaled_corner(hi, scale, &ok);
+  const int len = e - s + 1 > 1 ? e - s + 1 : 1;
+  const Dtype bin = static_cast<Dtype>(len) / pooled;
+  const int a = static_cast<int>(floor(index * bin)) + s;
+  const int b = static_cast<int>(ceil((index + 1) * bin)) + s;
+  *start = a < 0 ? 0 : (a > size ? size : a);
+  *end = b < 0 ? 0 : (b > size ? size : b);
+  return ok && *end > *start;
 }
 
-// Max over one bin of a plane; *argmax = h * width + w, or -1 (and 0 returned) when empty.
+// Max over rows [hs, he) and columns [ws, we) of a plane; *argmax = h * width + w, or -1
+// (and 0 returned) when the bin is empty.
+template <typename Dtype>
+ROI_POOL_HD Dtype max_in(const Dtype* plane, int width, bool nonempty, int hs, int he, int ws,
+    int we, int* argmax) {
+  if (!nonempty) {
+    *argmax = -1;
+    return 0;
+  }
+  Dtype best = plane[hs * width + ws];
+  int arg = hs * width + ws;
+  for (int h = hs; h < he; ++h) {
+    const Dtype* row = plane + h * width;
+    for (int w = ws; w < we; ++w) {
+      // Branch-free: the first largest wins, arg stays in a register.
+      const bool larger = row[w] > best;
+      best = larger ? row[w] : best;
+      arg = larger ? h * width + w : arg;
+    }
+  }
+  *argmax = arg;
+  return best;
+}
+
+// Max over bin (ph, pw) of one RoI [batch, x1, y1, x2, y2] on a plane (the GPU path; the
+// CPU path computes the ranges once per RoI with bin_range and calls max_in).
 template <typename Dtype>
 ROI_POOL_HD Dtype pool_bin(const Dtype* plane, const Dtype* roi, Dtype scale, int height,
     int width, int pooled_h, int pooled_w, int ph, int pw, int* argmax) {
   int hs, he, ws, we;
-  *argmax = -1;
-  if (!bin_bounds(roi, scale, height, width, pooled_h, pooled_w, ph, pw, &hs, &he, &ws, &we)) {
-    return 0;
-  }
-  Dtype best = plane[hs * width + ws];
-  *argmax = hs * width + ws;
-  for (int h = hs; h < he; ++h) {
-    for (int w = ws; w < we; ++w) {
-      const int i = h * width + w;
-      if (plane[i] > best) {
-        best = plane[i];
-        *argmax = i;
-      }
-    }
-  }
-  return best;
+  const bool in_h = bin_range(roi[2], roi[4], scale, height, pooled_h, ph, &hs, &he);
+  const bool in_w = bin_range(roi[1], roi[3], scale, width, pooled_w, pw, &ws, &we);
+  return max_in(plane, width, in_h && in_w, hs, he, ws, we, argmax);
 }
 
 }  // namespace roi_pool
@@ -118,6 +122,9 @@ class ROIPoolingLayer : public Layer<Dtype> {
   Dtype spatial_scale_;
   int num_rois_;
   Blob<int> argmax_;  // index into the input plane of each output's maximum, -1 if empty
+  // CPU: each RoI's bin rows [start, end) and columns, computed once per forward pass:
+  // bounds_[(n * (pooled_h + pooled_w) + i) * 3] = {start, end, nonempty}, rows first.
+  vector<int> bounds_;
 };
 
 }  // namespace caffe

@@ -40,16 +40,33 @@ void ROIPoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
   Dtype* top_data = top[0]->mutable_cpu_data();
   int* argmax = argmax_.mutable_cpu_data();
   const int plane = height_ * width_, bins = pooled_h_ * pooled_w_;
-  const int channels = channels_;
+  const int channels = channels_, per_roi = pooled_h_ + pooled_w_;
+  bounds_.resize(num_rois_ * per_roi * 3);
+  for (int n = 0; n < num_rois_; ++n) {
+    const Dtype* roi = rois + n * 5;
+    int* b = &bounds_[n * per_roi * 3];
+    for (int ph = 0; ph < pooled_h_; ++ph, b += 3) {
+      b[2] = roi_pool::bin_range(roi[2], roi[4], spatial_scale_, height_, pooled_h_, ph,
+          &b[0], &b[1]);
+    }
+    for (int pw = 0; pw < pooled_w_; ++pw, b += 3) {
+      b[2] = roi_pool::bin_range(roi[1], roi[3], spatial_scale_, width_, pooled_w_, pw,
+          &b[0], &b[1]);
+    }
+  }
 #pragma omp parallel for schedule(dynamic, 16)
   for (int nc = 0; nc < num_rois_ * channels; ++nc) {
-    const Dtype* roi = rois + (nc / channels) * 5;
-    const Dtype* in = data + (static_cast<int>(roi[0]) * channels + nc % channels) * plane;
+    const int n = nc / channels;
+    const Dtype* in = data + (static_cast<int>(rois[n * 5]) * channels + nc % channels) * plane;
+    const int* rows = &bounds_[n * per_roi * 3];
+    const int* cols = rows + pooled_h_ * 3;
     for (int ph = 0; ph < pooled_h_; ++ph) {
+      const int* r = rows + ph * 3;
       for (int pw = 0; pw < pooled_w_; ++pw) {
+        const int* c = cols + pw * 3;
         const int o = nc * bins + ph * pooled_w_ + pw;
-        top_data[o] = roi_pool::pool_bin(in, roi, spatial_scale_, height_, width_,
-            pooled_h_, pooled_w_, ph, pw, &argmax[o]);
+        top_data[o] = roi_pool::max_in(in, width_, r[2] && c[2], r[0], r[1], c[0], c[1],
+            &argmax[o]);
       }
     }
   }
