@@ -4,6 +4,8 @@
 #   make              system packages (once), .venv, fetch + patch Caffe, build lib, tools, pycaffe
 #   make test         build the C++ tests, run them, then pytest
 #   make cuda-check   compile the project's CUDA sources with nvcc (no GPU needed), register report
+#   make bench-roi    RoI layer speed against onnxruntime (table + output/bench/roi_speed.json)
+#   make bench-detect ROIPooling vs ROIAlign detection accuracy, 3 seeds (output/bench/detect/)
 #   make clean        remove the build trees (keeps the fetched source and .venv)
 #   make distclean    remove build/ and .venv entirely
 #
@@ -37,7 +39,7 @@ BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer 
 TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
 
 .PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint \
-	demo models
+	demo models bench-roi bench-detect
 
 all: caffe env
 
@@ -81,6 +83,13 @@ $(BUILD)/env.sh: $(ROOT)/Makefile | caffe
 # The main job: synthetic data, training, evaluation, pictures (output/demo/).
 demo: all
 	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.tools.run_demo $(DEMO_ARGS)
+
+# Benchmarks (docs/BENCHMARKS.md): tables on stdout, JSON and pictures in output/bench/.
+bench-roi: all
+	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.bench.roi_speed $(BENCH_ARGS)
+
+bench-detect: all
+	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.bench.detect $(BENCH_ARGS)
 
 # Regenerate the small model's prototxts (models/small/<variant>/) from rcnn/models.py.
 models: all
