@@ -38,7 +38,7 @@ bool HaveGpu() {
 
 // Runs layer forward and backward (top diff = top data) in `mode`; returns top and
 // bottom[0] diff.
-void Run(Layer<float>* layer, const vector<Blob<float>*>& bottom,
+void RunLayer(Layer<float>* layer, const vector<Blob<float>*>& bottom,
     const vector<Blob<float>*>& top, Caffe::Brew mode, vector<float>* out,
     vector<float>* grad) {
   Caffe::set_mode(mode);
@@ -112,8 +112,8 @@ TEST_F(RoiGpuTest, ROIAlignCpuGpuAgreeInEveryMode) {
     SCOPED_TRACE(p.roi_pooling_param().ShortDebugString());
     vector<float> cpu_out, cpu_grad, gpu_out, gpu_grad;
     ROIAlignLayer<float> cpu(p), gpu(p);
-    Run(&cpu, bottom_, top_vec_, Caffe::CPU, &cpu_out, &cpu_grad);
-    Run(&gpu, bottom_, top_vec_, Caffe::GPU, &gpu_out, &gpu_grad);
+    RunLayer(&cpu, bottom_, top_vec_, Caffe::CPU, &cpu_out, &cpu_grad);
+    RunLayer(&gpu, bottom_, top_vec_, Caffe::GPU, &gpu_out, &gpu_grad);
     ExpectClose(cpu_out, gpu_out, "forward");
     ExpectClose(cpu_grad, gpu_grad, "backward");
   }
@@ -123,8 +123,8 @@ TEST_F(RoiGpuTest, ROIPoolingCpuGpuAgree) {
   REQUIRE_GPU();
   vector<float> cpu_out, cpu_grad, gpu_out, gpu_grad;
   ROIPoolingLayer<float> cpu(Param("ROIPooling")), gpu(Param("ROIPooling"));
-  Run(&cpu, bottom_, top_vec_, Caffe::CPU, &cpu_out, &cpu_grad);
-  Run(&gpu, bottom_, top_vec_, Caffe::GPU, &gpu_out, &gpu_grad);
+  RunLayer(&cpu, bottom_, top_vec_, Caffe::CPU, &cpu_out, &cpu_grad);
+  RunLayer(&gpu, bottom_, top_vec_, Caffe::GPU, &gpu_out, &gpu_grad);
   ExpectClose(cpu_out, gpu_out, "forward");
   ExpectClose(cpu_grad, gpu_grad, "backward");
 }
@@ -148,8 +148,8 @@ TEST_F(RoiGpuTest, SmoothL1CpuGpuAgree) {
   p.mutable_smooth_l1_loss_param()->set_sigma(3);
   vector<float> cpu_out, cpu_grad, gpu_out, gpu_grad;
   SmoothL1LossLayer<float> cpu(p), gpu(p);
-  Run(&cpu, bottom, top, Caffe::CPU, &cpu_out, &cpu_grad);
-  Run(&gpu, bottom, top, Caffe::GPU, &gpu_out, &gpu_grad);
+  RunLayer(&cpu, bottom, top, Caffe::CPU, &cpu_out, &cpu_grad);
+  RunLayer(&gpu, bottom, top, Caffe::GPU, &gpu_out, &gpu_grad);
   EXPECT_NEAR(cpu_out[0], gpu_out[0], 1e-5 * std::max(1.f, std::fabs(cpu_out[0])));
   ExpectClose(cpu_grad, gpu_grad, "backward");
 }
