@@ -40,6 +40,14 @@ int CheckRoisShape(const LayerParameter& param, const Blob<Dtype>& rois) {
   return rows;
 }
 
+// bottom[0]: features (N, C, H, W); bottom[1]: RoIs. Returns the number of RoIs.
+template <typename Dtype>
+int CheckRoiBottoms(const LayerParameter& param, const vector<Blob<Dtype>*>& bottom) {
+  CHECK_EQ(bottom[0]->num_axes(), 4) << RoiLayerName(param) << ": bottom '"
+      << param.bottom(0) << "' must be (N, C, H, W), got " << bottom[0]->shape_string();
+  return CheckRoisShape(param, *bottom[1]);
+}
+
 // Every batch index must be an integer in [0, num); anything else is a fatal error that names
 // the layer, the RoI's row and the value.
 template <typename Dtype>

@@ -19,13 +19,10 @@ void ROIPoolingLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
 template <typename Dtype>
 void ROIPoolingLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top) {
-  CHECK_EQ(bottom[0]->num_axes(), 4) << RoiLayerName(this->layer_param_)
-      << ": bottom '" << this->layer_param_.bottom(0)
-      << "' must be (N, C, H, W), got " << bottom[0]->shape_string();
+  num_rois_ = CheckRoiBottoms(this->layer_param_, bottom);
   channels_ = bottom[0]->channels();
   height_ = bottom[0]->height();
   width_ = bottom[0]->width();
-  num_rois_ = CheckRoisShape(this->layer_param_, *bottom[1]);
   top[0]->Reshape(num_rois_, channels_, pooled_h_, pooled_w_);
   argmax_.Reshape(top[0]->shape());
 }
