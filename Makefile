@@ -77,6 +77,8 @@ $(BUILD)/env.sh: $(ROOT)/Makefile | caffe
 	  'export CAFFE_ROOT=$(TREE)' \
 	  'export PATH=$(TREE)/.build_release/tools:$(VENV)/bin:$$PATH' \
 	  'export PYTHONPATH=$(TREE)/python:$(ROOT)/python$${PYTHONPATH:+:$$PYTHONPATH}' \
+	  '# OpenMP threads sleep between parallel regions: spinning ones starve OpenBLAS on few cores.' \
+	  'export OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}' \
 	  > $@
 	@echo "[make] done: source build/env.sh, then 'python -c \"import caffe\"' or 'caffe --version'"
 

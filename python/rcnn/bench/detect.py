@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from rcnn.datasets.synthetic import generate
     from rcnn.models import write_small_models
-    from rcnn.tools.common import setup_logging
+    from rcnn.tools.common import setup_tool
 
-    setup_logging()
+    setup_tool()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     generate(args.data, 800, 200)

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(t, False) for t in args.threads] + ([(1, True)] if args.gpu else [])
     for threads, gpu in runs:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
+        env.pop("OMP_WAIT_POLICY", None)  # the OpenMP default, as docs/BENCHMARKS.md measured
         cmd = [sys.executable, "-m", "rcnn.bench.roi_speed", "--worker", str(threads),
                "--repeats", str(args.repeats), "--inputs", *args.inputs,
                *(["--gpu"] if gpu else [])]

@@ -24,6 +24,11 @@ def apply_config(args: argparse.Namespace) -> None:
         merge_list(args.set_cfgs)
 
 
-def setup_logging() -> None:
+def setup_tool() -> None:
+    """Logging, and process settings that must precede loading Caffe: quiet glog, and OpenMP
+    threads that sleep instead of spinning between parallel regions (on few cores, spinning
+    RoI-layer threads starve OpenBLAS's: training runs about 25 % faster than with the
+    default, twice as fast as with OMP_WAIT_POLICY=active). Explicit settings win."""
     os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")

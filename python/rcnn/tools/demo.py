@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, apply_config, setup_logging
+from rcnn.tools.common import add_config_args, apply_config, setup_tool
 
 log = logging.getLogger("demo")
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="PNG: a grid of all images")
     add_config_args(ap)
     args = ap.parse_args(argv)
-    setup_logging()
+    setup_tool()
     apply_config(args)
 
     import caffe

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from rcnn.tools.common import setup_logging
+from rcnn.tools.common import setup_tool
 
 log = logging.getLogger("demo")
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--gpu", type=int, default=None)
     args = ap.parse_args(argv)
-    setup_logging()
+    setup_tool()
 
     from rcnn.datasets.synthetic import generate
     from rcnn.models import write_small_models

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, apply_config, setup_logging
+from rcnn.tools.common import add_config_args, apply_config, setup_tool
 
 log = logging.getLogger("test_net")
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave the per-image detections out of the JSON")
     add_config_args(ap)
     args = ap.parse_args(argv)
-    setup_logging()
+    setup_tool()
     apply_config(args)
 
     import caffe

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, apply_config, setup_logging
+from rcnn.tools.common import add_config_args, apply_config, setup_tool
 
 log = logging.getLogger("train_net")
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--snapshot-iters", type=int, default=0)
     add_config_args(ap)
     args = ap.parse_args(argv)
-    setup_logging()
+    setup_tool()
     apply_config(args)
 
     from rcnn.config import cfg
