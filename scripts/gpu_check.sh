@@ -24,6 +24,6 @@ for variant in cuda cuda-roicpu; do
             >> "$R/caffe_time_$variant.txt"
     done
 done
-python3 "$B/torchvision_gpu.py" --json "$R/torchvision.json" | tee "$R/torchvision.txt"
+python3 "$B/torchvision_gpu.py" --json "$R/torchvision.json" | tee "$R/torchvision.txt" || status=1
 echo "overall: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$R/tests.txt"
 exit $status

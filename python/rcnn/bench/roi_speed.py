@@ -6,7 +6,9 @@ For each input configuration (VGG16 conv5 with 128 / 300 / 2000 RoIs; an FPN lev
 RoIs at 7x7 and 14x14) and each thread count, times (median of --repeats after one warm-up)
 our ROIAlign in four settings and ROIPooling (forward and backward), and onnxruntime's
 RoiAlign and MaxRoiPool (forward). Each thread count runs in its own process, since OpenMP
-reads OMP_NUM_THREADS at start-up. Prints a table and writes JSON.
+reads OMP_NUM_THREADS at start-up. Prints a table and writes JSON. --gpu (CUDA builds) adds
+GPU-mode times, which include copying one result back to the host to wait for the kernels,
+and torchvision's CUDA roi_align and roi_pool where torchvision is installed.
 """
 from __future__ import annotations
 
@@ -106,6 +108,12 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
     else:
         caffe.set_mode_cpu()
     rows = []
+
+    def sync(blob) -> None:
+        """In GPU mode, reading a result back waits for the kernels (and adds that copy)."""
+        if gpu:
+            blob.data.ravel()[:1]
+
     for key in inputs:
         shape, scale, pooled, n = INPUTS[key]
         x, rois = make_inputs(shape, scale, n)
@@ -114,9 +122,11 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
                                     spatial_scale=scale, **params)
             out = runner.forward(x, rois)
             top_diff = np.ones_like(out)
-            fwd = median_time(lambda r=runner: r.net.forward(), repeats)
+            fwd = median_time(lambda r=runner: (r.net.forward(), sync(r.net.blobs["out"])),
+                              repeats)
             runner.net.blobs["out"].diff[...] = top_diff
-            bwd = median_time(lambda r=runner: r.net.backward(), repeats)
+            bwd = median_time(lambda r=runner: (r.net.backward(), sync(r.net.blobs["data"])),
+                              repeats)
             row = {"input": key, "method": name, "threads": threads,
                    "device": "GPU" if gpu else "CPU", "forward_ms": 1e3 * fwd,
                    "backward_ms": 1e3 * bwd}
@@ -138,6 +148,7 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
 def table(rows: list[dict[str, Any]]) -> str:
     pool = {(r["input"], r["threads"], r["device"]): r for r in rows
             if r["method"] == "ROIPooling"}
+    rows = sorted(rows, key=lambda r: (r["device"], r["threads"]))
     head = (f"{'input':<20} {'method':<28} {'dev':<4} {'thr':>3} {'fwd ms':>9} {'bwd ms':>9} "
             f"{'bwd/fwd':>7} {'ORT ms':>9} {'ORT/ours':>8} {'/ROIPool':>8}")
     lines = [head, "-" * len(head)]
@@ -172,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows: list[dict[str, Any]] = []
     runs = [(t, False) for t in args.threads] + ([(1, True)] if args.gpu else [])
+    if args.gpu:
+        try:
+            from rcnn.bench.torchvision_gpu import time_torchvision
+
+            rows += [dict(r, threads=1) for r in time_torchvision(
+                args.repeats, {k: INPUTS[k] for k in args.inputs})]
+        except ImportError:
+            log.info("torchvision is not installed: no torchvision rows")
     for threads, gpu in runs:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
         env.pop("OMP_WAIT_POLICY", None)  # the OpenMP default, as docs/BENCHMARKS.md measured

@@ -19,18 +19,15 @@ INPUTS = {  # name: (shape, spatial_scale, pooled, rois); mirrors rcnn.bench.roi
 }
 
 
-def main() -> int:
+def time_torchvision(repeats: int = 20, inputs: dict | None = None) -> list[dict]:
+    """Median CUDA-event times of torchvision's roi_align / roi_pool, forward and backward."""
     import torch
     from torchvision.ops import roi_align, roi_pool
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--json")
-    ap.add_argument("--repeats", type=int, default=20)
-    args = ap.parse_args()
     dev = torch.device("cuda")
     g = torch.Generator(device="cpu").manual_seed(0)
     rows = []
-    for key, (shape, scale, pooled, n) in INPUTS.items():
+    for key, (shape, scale, pooled, n) in (inputs or INPUTS).items():
         x = torch.randn(shape, generator=g).to(dev).requires_grad_()
         h, w = shape[2] / scale, shape[3] / scale
         xy = torch.rand(n, 2, generator=g) * torch.tensor([w, h])
@@ -47,7 +44,7 @@ def main() -> int:
                 start, end = torch.cuda.Event(True), torch.cuda.Event(True)
                 out = fn()
                 ms = []
-                for _ in range(args.repeats):
+                for _ in range(repeats):
                     if phase == "forward":
                         start.record()
                         out = fn()
@@ -60,10 +57,22 @@ def main() -> int:
                     torch.cuda.synchronize()
                     ms.append(start.elapsed_time(end))
                 times[phase] = sorted(ms)[len(ms) // 2]
-            rows.append({"input": key, "method": f"torchvision {name}", **{
-                f"{k}_ms": v for k, v in times.items()}})
-            print(f"{key:<20} {name:<24} forward {times['forward']:8.3f} ms  "
-                  f"backward {times['backward']:8.3f} ms")
+            rows.append({"input": key, "method": f"torchvision {name}", "device": "GPU",
+                         "forward_ms": times["forward"], "backward_ms": times["backward"]})
+    return rows
+
+
+def main() -> int:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    rows = time_torchvision(args.repeats)
+    for r in rows:
+        print(f"{r['input']:<20} {r['method']:<36} forward {r['forward_ms']:8.3f} ms  "
+              f"backward {r['backward_ms']:8.3f} ms")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
