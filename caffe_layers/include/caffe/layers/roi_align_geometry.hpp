@@ -116,12 +116,14 @@ ROI_HD Dtype sample_coord(Dtype start, Dtype bin, int pooled_index, int sample,
   return start + pooled_index * bin + (sample + Dtype(0.5)) * bin / grid;
 }
 
-// The taps of one sample along one axis: indices into the map and their weights. Scalars, not
-// arrays, so that GPU code keeps them in registers.
+// The taps of one sample along one axis: indices into the map and their weights, and whether
+// the sample lies inside [-1, size] at all. Scalars, not arrays, so that GPU code keeps them
+// in registers.
 template <typename Dtype>
 struct Taps {
   int i0, i1, i2, i3;
   Dtype w0, w1, w2, w3;
+  bool inside;
   ROI_HD int index(int k) const {
     return k == 0 ? i0 : (k == 1 ? i1 : (k == 2 ? i2 : i3));
   }
@@ -143,14 +145,17 @@ ROI_HD int clamp_index(int i, int size) {
   return i < 0 ? 0 : (i > size - 1 ? size - 1 : i);
 }
 
-// Fills *t for coordinate v on an axis of `size` pixels. Returns false (and zero weights) when
-// the sample lies outside [-1, size] and so contributes nothing.
+// The taps of coordinate v on an axis of `size` pixels. A sample outside [-1, size]
+// contributes nothing: inside = false, zero weights.
 template <typename Dtype>
-ROI_HD bool make_taps(Dtype v, int size, int bi_type, Taps<Dtype>* t) {
-  if (!(v >= -1 && v <= size)) {
+ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type) {
+  Taps<Dtype> taps;
+  Taps<Dtype>* t = &taps;
+  t->inside = v >= -1 && v <= size;
+  if (!t->inside) {
     t->i0 = t->i1 = t->i2 = t->i3 = 0;
     t->w0 = t->w1 = t->w2 = t->w3 = 0;
-    return false;
+    return taps;
   }
   v = v < 0 ? 0 : v;
   int lo = static_cast<int>(v);
@@ -176,7 +181,7 @@ ROI_HD bool make_taps(Dtype v, int size, int bi_type, Taps<Dtype>* t) {
     t->w1 = f;
     t->w2 = t->w3 = 0;
   }
-  return true;
+  return taps;
 }
 
 // Value at (ty, tx) of one H x W plane; K = 2 (bilinear) or 4 (bicubic) taps per axis.
@@ -209,8 +214,9 @@ ROI_UNROLL
   }
 }
 
-// Pools one bin. taps_y(iy, &t) / taps_x(ix, &t) give the taps of a sample row / column and
-// return false where the sample is outside the map (value 0). MAX keeps the first largest
+// Pools one bin. taps_y(iy) / taps_x(ix) give the taps of a sample row / column (a reference
+// into a table on the CPU, a value computed on the spot on the GPU); a sample outside the map
+// has value 0. MAX keeps the first largest
 // sample, *argmax = iy * grid_w + ix (-1 when the bin has no samples); AVE divides the sum by
 // max(grid_h * grid_w, 1).
 template <int K, typename Dtype, typename TapsY, typename TapsX>
@@ -218,12 +224,11 @@ ROI_HD Dtype pool_bin(const Dtype* plane, int width, int grid_h, int grid_w,
     bool is_max, TapsY taps_y, TapsX taps_x, int* argmax) {
   Dtype acc = 0;
   int best = -1;
-  Taps<Dtype> ty, tx;
   for (int iy = 0; iy < grid_h; ++iy) {
-    const bool in_y = taps_y(iy, &ty);
+    const Taps<Dtype>& ty = taps_y(iy);
     for (int ix = 0; ix < grid_w; ++ix) {
-      const bool in_x = taps_x(ix, &tx);
-      const Dtype v = (in_y && in_x) ? interpolate<K>(plane, width, ty, tx) : 0;
+      const Taps<Dtype>& tx = taps_x(ix);
+      const Dtype v = (ty.inside && tx.inside) ? interpolate<K>(plane, width, ty, tx) : 0;
       if (!is_max) {
         acc += v;
       } else {
@@ -245,21 +250,21 @@ ROI_HD Dtype pool_bin(const Dtype* plane, int width, int grid_h, int grid_w,
 template <int K, typename Dtype, typename TapsY, typename TapsX, typename Add>
 ROI_HD void scatter_bin(Dtype* plane_diff, int width, int grid_h, int grid_w,
     bool is_max, int argmax, Dtype g, TapsY taps_y, TapsX taps_x, Add add) {
-  Taps<Dtype> ty, tx;
   if (is_max) {
     if (argmax < 0) return;
-    const int iy = argmax / grid_w, ix = argmax % grid_w;
-    if (taps_y(iy, &ty) && taps_x(ix, &tx)) {
-      scatter<K>(plane_diff, width, ty, tx, g, add);
-    }
+    const Taps<Dtype>& ty = taps_y(argmax / grid_w);
+    const Taps<Dtype>& tx = taps_x(argmax % grid_w);
+    if (ty.inside && tx.inside) scatter<K>(plane_diff, width, ty, tx, g, add);
     return;
   }
   const int count = grid_h * grid_w;
   g /= (count > 1 ? count : 1);
   for (int iy = 0; iy < grid_h; ++iy) {
-    if (!taps_y(iy, &ty)) continue;
+    const Taps<Dtype>& ty = taps_y(iy);
+    if (!ty.inside) continue;
     for (int ix = 0; ix < grid_w; ++ix) {
-      if (taps_x(ix, &tx)) scatter<K>(plane_diff, width, ty, tx, g, add);
+      const Taps<Dtype>& tx = taps_x(ix);
+      if (tx.inside) scatter<K>(plane_diff, width, ty, tx, g, add);
     }
   }
 }

@@ -44,7 +44,7 @@ class ROIAlignLayer : public Layer<Dtype> {
 
   // CPU: the boxes and the sample taps of every RoI, computed once per pass and shared by all
   // channels. Row taps of RoI r start at tap_y_start_[r] (pooled_h * grid_h of them), column
-  // taps at tap_x_start_[r]; tap_in_ marks the taps of samples inside the map.
+  // taps at tap_x_start_[r].
   void ComputeTaps(const Blob<Dtype>& rois);
 
   roi_align::Params<Dtype> params_;
@@ -54,7 +54,6 @@ class ROIAlignLayer : public Layer<Dtype> {
 
   vector<roi_align::Box<Dtype> > boxes_;
   vector<roi_align::Taps<Dtype> > taps_y_, taps_x_;
-  vector<char> in_y_, in_x_;
   vector<int> tap_y_start_, tap_x_start_;
 };
 

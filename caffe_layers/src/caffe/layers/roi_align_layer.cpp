@@ -58,24 +58,22 @@ void ROIAlignLayer<Dtype>::ComputeTaps(const Blob<Dtype>& rois) {
     tap_x_start_[n + 1] = tap_x_start_[n] + p.pooled_w * boxes_[n].grid_w;
   }
   taps_y_.resize(tap_y_start_[num_rois_]);
-  in_y_.resize(tap_y_start_[num_rois_]);
   taps_x_.resize(tap_x_start_[num_rois_]);
-  in_x_.resize(tap_x_start_[num_rois_]);
 #pragma omp parallel for
   for (int n = 0; n < num_rois_; ++n) {
     const Box<Dtype>& b = boxes_[n];
     for (int ph = 0; ph < p.pooled_h; ++ph) {
       for (int iy = 0; iy < b.grid_h; ++iy) {
         const int t = tap_y_start_[n] + ph * b.grid_h + iy;
-        in_y_[t] = roi_align::make_taps(roi_align::sample_coord(b.start_h, b.bin_h,
-            ph, iy, b.grid_h), p.height, p.bi_type, &taps_y_[t]);
+        taps_y_[t] = roi_align::make_taps(roi_align::sample_coord(b.start_h, b.bin_h,
+            ph, iy, b.grid_h), p.height, p.bi_type);
       }
     }
     for (int pw = 0; pw < p.pooled_w; ++pw) {
       for (int ix = 0; ix < b.grid_w; ++ix) {
         const int t = tap_x_start_[n] + pw * b.grid_w + ix;
-        in_x_[t] = roi_align::make_taps(roi_align::sample_coord(b.start_w, b.bin_w,
-            pw, ix, b.grid_w), p.width, p.bi_type, &taps_x_[t]);
+        taps_x_[t] = roi_align::make_taps(roi_align::sample_coord(b.start_w, b.bin_w,
+            pw, ix, b.grid_w), p.width, p.bi_type);
       }
     }
   }
@@ -83,23 +81,18 @@ void ROIAlignLayer<Dtype>::ComputeTaps(const Blob<Dtype>& rois) {
 
 namespace {
 
-// Looks up the precomputed taps of one bin's sample rows (or columns).
+// Looks up the precomputed taps of one bin's sample rows (or columns), without copying them.
 template <typename Dtype>
 struct TapTable {
   const Taps<Dtype>* taps;
-  const char* in;
-  bool operator()(int i, Taps<Dtype>* t) const {
-    *t = taps[i];
-    return in[i];
-  }
+  const Taps<Dtype>& operator()(int i) const { return taps[i]; }
 };
 
 // The precomputed taps of bin row ph (or column pw) of RoI n.
 template <typename Dtype>
-TapTable<Dtype> BinTaps(const vector<Taps<Dtype> >& taps, const vector<char>& in,
-    const vector<int>& start, int n, int bin, int grid) {
-  const int t0 = start[n] + bin * grid;
-  const TapTable<Dtype> table = {taps.data() + t0, in.data() + t0};
+TapTable<Dtype> BinTaps(const vector<Taps<Dtype> >& taps, const vector<int>& start, int n,
+    int bin, int grid) {
+  const TapTable<Dtype> table = {taps.data() + start[n] + bin * grid};
   return table;
 }
 
@@ -131,9 +124,9 @@ void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
     const Box<Dtype>& b = boxes_[n];
     int am = -1;
     for (int ph = 0; ph < p.pooled_h; ++ph) {
-      const TapTable<Dtype> ty = BinTaps(taps_y_, in_y_, tap_y_start_, n, ph, b.grid_h);
+      const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
       for (int pw = 0; pw < p.pooled_w; ++pw) {
-        const TapTable<Dtype> tx = BinTaps(taps_x_, in_x_, tap_x_start_, n, pw, b.grid_w);
+        const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
         const int o = nc * bins + ph * p.pooled_w + pw;
         top_data[o] = p.bi_type == roi_align::kBicubic
             ? roi_align::pool_bin<4>(in, p.width, b.grid_h, b.grid_w, p.is_max, ty, tx, &am)
@@ -168,9 +161,9 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
       const Box<Dtype>& b = boxes_[n];
       const int nc = n * channels + c;
       for (int ph = 0; ph < p.pooled_h; ++ph) {
-        const TapTable<Dtype> ty = BinTaps(taps_y_, in_y_, tap_y_start_, n, ph, b.grid_h);
+        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
         for (int pw = 0; pw < p.pooled_w; ++pw) {
-          const TapTable<Dtype> tx = BinTaps(taps_x_, in_x_, tap_x_start_, n, pw, b.grid_w);
+          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
           const int o = nc * bins + ph * p.pooled_w + pw;
           const int am = argmax ? argmax[o] : -1;
           if (p.bi_type == roi_align::kBicubic) {

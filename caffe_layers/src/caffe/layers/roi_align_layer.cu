@@ -19,9 +19,9 @@ template <typename Dtype>
 struct TapMaker {
   Dtype start, bin;
   int pooled_index, grid, size, bi_type;
-  __device__ bool operator()(int i, roi_align::Taps<Dtype>* t) const {
+  __device__ roi_align::Taps<Dtype> operator()(int i) const {
     return roi_align::make_taps(roi_align::sample_coord(start, bin, pooled_index, i, grid),
-        size, bi_type, t);
+        size, bi_type);
   }
 };
 
