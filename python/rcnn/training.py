@@ -24,6 +24,11 @@ class TrainingStopped(Exception):
         self.exit_code = exit_code
 
 
+def state_prefix(out: Path, prefix: str) -> Path:
+    """Where the solver writes its .caffemodel / .solverstate pairs for --resume."""
+    return (out / "state" / prefix).resolve()
+
+
 def write_solver(template: str | Path | None, train_net: str | Path, out: Path,
                  prefix: str, overrides: dict[str, Any] | None = None) -> Path:
     """A solver prototxt in `out` with train_net and snapshot_prefix set (absolute paths)."""
@@ -40,7 +45,7 @@ def write_solver(template: str | Path | None, train_net: str | Path, out: Path,
         solver.weight_decay = 0.0005
     solver.ClearField("net")
     solver.train_net = str(Path(train_net).resolve())
-    solver.snapshot_prefix = str((out / "state" / prefix).resolve())
+    solver.snapshot_prefix = str(state_prefix(out, prefix))
     solver.snapshot = 0   # snapshots are taken by the Trainer
     solver.display = 0
     for k, v in (overrides or {}).items():
@@ -122,7 +127,7 @@ class Trainer:
         return path
 
     def solver_prefix(self) -> str:
-        return str(self.out / "state" / self.prefix)
+        return str(state_prefix(self.out, self.prefix))
 
     def _keep_good(self) -> None:
         self._good = (self.solver.iter, {k: [p.data.copy() for p in v]

@@ -149,13 +149,12 @@ ROI_HD int clamp_index(int i, int size) {
 // contributes nothing: inside = false, zero weights.
 template <typename Dtype>
 ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type) {
-  Taps<Dtype> taps;
-  Taps<Dtype>* t = &taps;
-  t->inside = v >= -1 && v <= size;
-  if (!t->inside) {
-    t->i0 = t->i1 = t->i2 = t->i3 = 0;
-    t->w0 = t->w1 = t->w2 = t->w3 = 0;
-    return taps;
+  Taps<Dtype> t;
+  t.inside = v >= -1 && v <= size;
+  if (!t.inside) {
+    t.i0 = t.i1 = t.i2 = t.i3 = 0;
+    t.w0 = t.w1 = t.w2 = t.w3 = 0;
+    return t;
   }
   v = v < 0 ? 0 : v;
   int lo = static_cast<int>(v);
@@ -165,23 +164,23 @@ ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type) {
   }
   const Dtype f = v - lo;
   if (bi_type == kBicubic) {
-    t->i0 = clamp_index(lo - 1, size);
-    t->i1 = lo;
-    t->i2 = clamp_index(lo + 1, size);
-    t->i3 = clamp_index(lo + 2, size);
-    t->w0 = cubic_weight(1 + f);
-    t->w1 = cubic_weight(f);
-    t->w2 = cubic_weight(1 - f);
-    t->w3 = cubic_weight(2 - f);
+    t.i0 = clamp_index(lo - 1, size);
+    t.i1 = lo;
+    t.i2 = clamp_index(lo + 1, size);
+    t.i3 = clamp_index(lo + 2, size);
+    t.w0 = cubic_weight(1 + f);
+    t.w1 = cubic_weight(f);
+    t.w2 = cubic_weight(1 - f);
+    t.w3 = cubic_weight(2 - f);
   } else {
-    t->i0 = lo;
-    t->i1 = clamp_index(lo + 1, size);
-    t->i2 = t->i3 = t->i1;
-    t->w0 = 1 - f;
-    t->w1 = f;
-    t->w2 = t->w3 = 0;
+    t.i0 = lo;
+    t.i1 = clamp_index(lo + 1, size);
+    t.i2 = t.i3 = t.i1;
+    t.w0 = 1 - f;
+    t.w1 = f;
+    t.w2 = t.w3 = 0;
   }
-  return taps;
+  return t;
 }
 
 // Value at (ty, tx) of one H x W plane; K = 2 (bilinear) or 4 (bicubic) taps per axis.
