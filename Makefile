@@ -70,32 +70,29 @@ caffe: tree venv
 	@echo "[make] building Caffe ($(VARIANT)) in $(TREE)"
 	@$(CAFFE_MAKE) lib tools pycaffe
 
-env: $(BUILD)/env.sh
-$(BUILD)/env.sh: $(ROOT)/Makefile | caffe
-	@printf '%s\n' \
-	  '# Source this file to use the Caffe built by this project ($(VARIANT) variant).' \
-	  'export CAFFE_ROOT=$(TREE)' \
-	  'export PATH=$(TREE)/.build_release/tools:$(VENV)/bin:$$PATH' \
-	  'export PYTHONPATH=$(TREE)/python:$(ROOT)/python$${PYTHONPATH:+:$$PYTHONPATH}' \
-	  '# OpenMP threads sleep between parallel regions: spinning ones starve OpenBLAS on few cores.' \
-	  'export OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE}' \
-	  > $@
-	@echo "[make] done: source build/env.sh, then 'python -c \"import caffe\"' or 'caffe --version'"
+# Each variant has its own env.sh (CAFFE_VARIANT, CAFFE_ROOT, PATH, PYTHONPATH); build/env.sh
+# sources the one of the variant this make built, and is rewritten on every make.
+ENV_SH := $(TREE)/env.sh
+env: $(ENV_SH)
+	@bash $(ROOT)/scripts/write_env.sh current $(BUILD)/env.sh $(VARIANT) $(ENV_SH)
+	@echo "[make] done ($(VARIANT)): source build/env.sh, then 'python -c \"import caffe\"' or 'caffe --version'"
+$(ENV_SH): $(ROOT)/Makefile $(ROOT)/scripts/write_env.sh | caffe
+	@bash $(ROOT)/scripts/write_env.sh variant $@ $(VARIANT) $(ROOT) $(TREE) $(VENV)
 
 # The main job: synthetic data, training, evaluation, pictures (output/demo/).
 demo: all
-	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.tools.run_demo $(DEMO_ARGS)
+	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.tools.run_demo $(DEMO_ARGS)
 
 # Benchmarks (docs/BENCHMARKS.md): tables on stdout, JSON and pictures in output/bench/.
 bench-roi: all
-	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.bench.roi_speed $(BENCH_ARGS)
+	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.bench.roi_speed $(BENCH_ARGS)
 
 bench-detect: all
-	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.bench.detect $(BENCH_ARGS)
+	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.bench.detect $(BENCH_ARGS)
 
 # Regenerate the small model's prototxts (models/small/<variant>/) from rcnn/models.py.
 models: all
-	@. $(BUILD)/env.sh && cd $(ROOT) && python -m rcnn.models models/small
+	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.models models/small
 
 test: test-cpp test-py
 
@@ -107,7 +104,7 @@ test-cpp: caffe env
 	done
 
 test-py: caffe env
-	@. $(BUILD)/env.sh && cd $(ROOT) && python -m pytest -q tests $(PYTEST_ARGS)
+	@. $(ENV_SH) && cd $(ROOT) && python -m pytest -q tests $(PYTEST_ARGS)
 
 lint: venv
 	@$(VENV)/bin/ruff check $(ROOT)/python $(ROOT)/tests $(ROOT)/scripts

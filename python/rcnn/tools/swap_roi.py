@@ -8,11 +8,18 @@ roi_pooling_param. Converting to ROIPooling clears the RoIAlign-only fields, whi
 does not use, so ROIPooling -> ROIAlign -> ROIPooling gives back the original net. Everything
 else is kept; RoI layers have no weights, so a .caffemodel trained with one type loads into a
 net of the other.
+
+A prototxt's text is edited, not regenerated: only the RoI layers' type and the fields of
+their roi_pooling_param that change are touched (new fields go at the end of the block, a
+changed value loses the comment on its line); every other byte of the file, comments and layout
+included, is kept. The edited text is parsed again and checked against the swapped net.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROI_TYPES = ("ROIPooling", "ROIAlign")
@@ -27,15 +34,23 @@ def is_binary(path: Path) -> bool:
     return path.suffix in (".caffemodel", ".binaryproto")
 
 
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise SwapError(f"{path}: cannot read: {e.strerror}") from e
+
+
 def read_net(path: Path):
+    return parse_net(read_bytes(path), path)
+
+
+def parse_net(data: bytes, path: Path):
+    """A NetParameter from a file's bytes: binary for .caffemodel, text otherwise."""
     from caffe.proto import caffe_pb2
     from google.protobuf import message, text_format
 
     net = caffe_pb2.NetParameter()
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SwapError(f"{path}: cannot read: {e.strerror}") from e
     try:
         if is_binary(path):
             net.ParseFromString(data)
@@ -140,6 +155,271 @@ def swap(net, to: str, settings: dict[str, object]) -> list[str]:
     return changed
 
 
+# --- Editing a prototxt in place -----------------------------------------------------------
+#
+# The text is split into protobuf text-format tokens (comments and quoted strings kept whole),
+# the tokens into fields, and only the spans of the RoI layers that must change are replaced.
+
+TOKEN_RE = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<comment>\#[^\r\n]*)
+  | (?P<string>"(?:[^"\\\r\n]|\\.)*"|'(?:[^'\\\r\n]|\\.)*')
+  | (?P<punct>[{}<>\[\]:,;])
+  | (?P<word>[^\s{}<>\[\]:,;\#"']+)
+""", re.VERBOSE)
+CLOSERS = {"{": "}", "<": ">", "[": "]"}
+
+
+@dataclass
+class Token:
+    kind: str  # string, punct or word (spaces and comments are dropped)
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Field:
+    """One `name: value` or `name { ... }` of the text, by offsets into it."""
+    name: str
+    start: int  # the name's first character
+    value_start: int
+    value_end: int  # past the value (the closing brace of a message)
+    end: int  # past a trailing ',' or ';' if there is one, else value_end
+    body: list[Field] | None = None  # the fields of a message value
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = TOKEN_RE.match(text, pos)
+        if m is None:
+            raise ValueError(f"unreadable text at line {text.count(chr(10), 0, pos) + 1}")
+        if m.lastgroup in ("string", "punct", "word"):
+            tokens.append(Token(m.lastgroup, m.group(), m.start(), m.end()))
+        pos = m.end()
+    return tokens
+
+
+class FieldReader:
+    """Fields from tokens, following the text format's grammar as far as swap_roi needs."""
+
+    def __init__(self, tokens: list[Token]):
+        self.tokens, self.i = tokens, 0
+
+    def peek(self, text: str | None = None) -> Token | None:
+        tok = self.tokens[self.i] if self.i < len(self.tokens) else None
+        if tok is not None and text is not None and (tok.kind != "punct" or tok.text != text):
+            return None
+        return tok
+
+    def take(self) -> Token:
+        if self.i >= len(self.tokens):
+            raise ValueError("unexpected end of text")
+        self.i += 1
+        return self.tokens[self.i - 1]
+
+    def fields(self, closer: str | None = None) -> list[Field]:
+        out = []
+        while self.peek() is not None and (closer is None or self.peek(closer) is None):
+            out.append(self.field())
+        if closer is not None and self.peek(closer) is None:
+            raise ValueError(f"missing '{closer}'")
+        return out
+
+    def skip_group(self) -> Token:
+        """Past a bracketed group ('[...]', '{...}', '<...>'); returns its closing token."""
+        depth = 0
+        while True:
+            tok = self.take()
+            if tok.kind == "punct" and tok.text in CLOSERS:
+                depth += 1
+            elif tok.kind == "punct" and tok.text in CLOSERS.values():
+                depth -= 1
+                if depth == 0:
+                    return tok
+
+    def field(self) -> Field:
+        first = self.peek()
+        if first.kind == "punct" and first.text != "[":
+            raise ValueError(f"unexpected '{first.text}'")
+        if first.text == "[":
+            self.skip_group()  # an extension's [name]; swap_roi never edits one
+        else:
+            self.take()
+        if self.peek(":"):
+            self.take()
+        opener = self.peek("{") or self.peek("<")
+        body = None
+        if opener is not None:
+            self.take()
+            body = self.fields(CLOSERS[opener.text])
+            last = self.take()
+        elif self.peek("["):
+            opener, last = self.peek(), self.skip_group()
+        else:
+            opener = last = self.take()
+            if last.kind == "string":
+                while self.peek() is not None and self.peek().kind == "string":
+                    last = self.take()
+            elif last.text == "-":
+                last = self.take()
+        end = self.take().end if (self.peek(",") or self.peek(";")) else last.end
+        return Field(first.text, first.start, opener.start, last.end, end, body)
+
+
+def line_start(text: str, pos: int) -> int:
+    return text.rfind("\n", 0, pos) + 1
+
+
+def line_end(text: str, pos: int) -> int:
+    """Offset of the newline ending pos's line (len(text) on the last line)."""
+    nl = text.find("\n", pos)
+    return len(text) if nl < 0 else nl
+
+
+def starts_line(text: str, pos: int) -> bool:
+    return not text[line_start(text, pos):pos].strip()
+
+
+def indent_of(text: str, pos: int) -> str:
+    start = line_start(text, pos)
+    return text[start:start + len(text[start:pos]) - len(text[start:pos].lstrip())]
+
+
+def newline_of(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def removal(text: str, first: Field, last: Field) -> tuple[int, int, str]:
+    """Removes the fields first ... last (neighbours in one message): their whole lines when
+    they have them to themselves (comments on those lines go too), else the fields and the
+    spaces on one side of them."""
+    rest = text[last.end:line_end(text, last.end)].strip()
+    if starts_line(text, first.start) and (not rest or rest.startswith("#")):
+        return line_start(text, first.start), min(line_end(text, last.end) + 1, len(text)), ""
+    after = last.end + len(text[last.end:]) - len(text[last.end:].lstrip(" \t"))
+    if after == len(text) or text[after] in "\r\n#}>":
+        return len(text[:first.start].rstrip(" \t")), last.end, ""
+    return first.start, after, ""
+
+
+def replacement(text: str, f: Field, value: str) -> tuple[int, int, str]:
+    """Field f's value becomes value; a comment that ends the field's line described the old
+    value, so it goes."""
+    rest = text[f.end:line_end(text, f.end)]
+    if rest.strip().startswith("#"):
+        return f.value_start, f.end + len(rest.rstrip("\r")), value
+    return f.value_start, f.value_end, value
+
+
+def appended(text: str, fields: list[Field], close: int, entries: list[str],
+             block: str | None = None) -> tuple[int, int, str]:
+    """Adds entries (`key: value`), wrapped in `block { ... }` if block is given, before the
+    closing brace at offset close of a message whose fields are `fields`: one per line,
+    indented like the fields, when the brace has a line to itself; else on the brace's line."""
+    if starts_line(text, close):
+        own = [f for f in fields if starts_line(text, f.start)]
+        indent = indent_of(text, own[0].start) if own else indent_of(text, close) + "  "
+        nl = newline_of(text)
+        lines = [indent + e for e in entries]
+        if block is not None:
+            lines = [indent + block + " {", *("  " + line for line in lines), indent + "}"]
+        return line_start(text, close), line_start(text, close), "".join(x + nl for x in lines)
+    pos = len(text[:close].rstrip(" \t"))
+    new = " ".join(entries) if block is None else f"{block} {{ {' '.join(entries)} }}"
+    return pos, pos, f" {new}" + (" " if pos == close and text[pos - 1] in "{<" else "")
+
+
+def value_text(param, key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return shown(param, key, value)
+
+
+def same_value(key: str, text_value: str, value: object) -> bool:
+    """Whether the user's text for field key already holds value (then it is left alone)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    written, wanted = caffe_pb2.ROIPoolingParameter(), caffe_pb2.ROIPoolingParameter()
+    text_format.Merge(f"{key}: {text_value}", written)
+    setattr(wanted, key, value)
+    return getattr(written, key) == getattr(wanted, key)
+
+
+def layer_edits(text: str, layer: Field, old_type: str, to: str,
+                settings: dict[str, object]) -> list[tuple[int, int, str]]:
+    """The edits that swap one RoI layer: its type, and its roi_pooling_param's fields."""
+    from caffe.proto import caffe_pb2
+
+    param = caffe_pb2.ROIPoolingParameter()
+    edits = []
+    if old_type != to:
+        edits += [(f.value_start, f.value_end, text[f.value_start] + to + text[f.value_start])
+                  for f in layer.body if f.name == "type"]
+    blocks = [f for f in layer.body if f.name == "roi_pooling_param" and f.body is not None]
+    for block in blocks:
+        for f in block.body:
+            if f.name in settings and not same_value(f.name, text[f.value_start:f.value_end],
+                                                     settings[f.name]):
+                edits.append(replacement(text, f, value_text(param, f.name, settings[f.name])))
+        if to == "ROIPooling":
+            gone = [f.name not in POOLING_FIELDS for f in block.body]
+            edits += [removal(text, block.body[i], block.body[j - 1]) for i, j in runs(gone)]
+    written = {f.name for block in blocks for f in block.body}
+    missing = [f"{k}: {value_text(param, k, v)}" for k, v in settings.items() if k not in written]
+    if missing and blocks:
+        edits.append(appended(text, blocks[-1].body, blocks[-1].value_end - 1, missing))
+    elif missing:
+        edits.append(appended(text, layer.body, layer.value_end - 1, missing,
+                              "roi_pooling_param"))
+    return edits
+
+
+def runs(flags: list[bool]) -> list[tuple[int, int]]:
+    """[i, j) ranges of consecutive True flags."""
+    out: list[tuple[int, int]] = []
+    for i, flag in enumerate(flags):
+        if flag and out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        elif flag:
+            out.append((i, i + 1))
+    return out
+
+
+def swap_text(text: str, net, to: str, settings: dict[str, object]) -> str:
+    """text with its RoI layers swapped as swap() swaps them, everything else byte for byte.
+    net is what text parses to (before swap()); ValueError if text cannot be edited this way."""
+    layers = [f for f in FieldReader(tokenize(text)).fields()
+              if f.name == "layer" and f.body is not None]
+    if len(layers) != len(net.layer):
+        raise ValueError(f"found {len(layers)} 'layer {{...}}' blocks for {len(net.layer)} layers")
+    edits = []
+    for block, layer in zip(layers, net.layer, strict=True):
+        if layer.type in ROI_TYPES:
+            edits += layer_edits(text, block, layer.type, to, settings)
+    # From the end, so offsets stay valid; a removal before an insertion at its start.
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def write_text(text: str, expected, path: Path, source: Path) -> None:
+    """Writes the edited text after checking it parses to expected, the swapped net."""
+    try:
+        got = parse_net(text.encode("utf-8"), path)
+    except SwapError as e:
+        raise SwapError(f"{source}: editing the text in place broke it ({e}); "
+                        "please report this") from e
+    if got != expected:
+        raise SwapError(f"{source}: editing the text in place gave a different net than "
+                        "swapping it; please report this")
+    path.write_bytes(text.encode("utf-8"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="swap_roi", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,11 +435,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.to == "ROIPooling" and set(settings) - set(POOLING_FIELDS):
             raise SwapError(f"--set {', '.join(sorted(set(settings) - set(POOLING_FIELDS)))}: "
                             "ROIPooling uses only " + ", ".join(POOLING_FIELDS))
-        net = read_net(args.input)
+        data = read_bytes(args.input)
+        net = parse_net(data, args.input)
+        original = type(net)()
+        original.CopyFrom(net)
         changed = swap(net, args.to, settings)
         if not changed:
             raise SwapError(f"{args.input}: no ROIPooling or ROIAlign layer found")
-        write_net(net, args.output)
+        if is_binary(args.input) or is_binary(args.output):
+            write_net(net, args.output)
+        else:
+            try:
+                text = swap_text(data.decode("utf-8"), original, args.to, settings)
+            except ValueError as e:
+                raise SwapError(f"{args.input}: cannot edit the text in place: {e}") from e
+            write_text(text, net, args.output, args.input)
     except SwapError as e:
         print(f"swap_roi: error: {e}", file=sys.stderr)
         return 2
