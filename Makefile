@@ -3,6 +3,7 @@
 #   make demo         the main job: build, then train + evaluate the small ROIAlign Faster R-CNN
 #   make              system packages (once), .venv, fetch + patch Caffe, build lib, tools, pycaffe
 #   make test         build the C++ tests, run them, then pytest
+#   make lint         ruff on the Python, Caffe's cpp_lint.py on caffe_layers/
 #   make cuda-check   compile the project's CUDA sources with nvcc (no GPU needed), register report
 #   make bench-roi    RoI layer speed against onnxruntime (table + output/bench/roi_speed.json)
 #   make bench-detect ROIPooling vs ROIAlign detection accuracy, 3 seeds (output/bench/detect/)
@@ -106,8 +107,14 @@ test-cpp: caffe env
 test-py: caffe env
 	@. $(ENV_SH) && cd $(ROOT) && python -m pytest -q tests $(PYTEST_ARGS)
 
-lint: venv
+# Python with ruff; C++ under caffe_layers/ with Caffe's own scripts/cpp_lint.py (Google style as
+# Caffe applies it), at ruff's line length of 100.
+lint: venv fetch
 	@$(VENV)/bin/ruff check $(ROOT)/python $(ROOT)/tests $(ROOT)/scripts
+	@cd $(ROOT) && out=$$(find caffe_layers -type f \( -name '*.hpp' -o -name '*.cpp' \
+		-o -name '*.cu' -o -name '*.cuh' \) | sort | xargs $(VENV)/bin/python -W ignore \
+		$(SRC)/scripts/cpp_lint.py --linelength=100 2>&1); rc=$$?; \
+		echo "$$out" | grep -v '^Done processing'; exit $$rc
 
 # Compile every .cu under caffe_layers/ with nvcc for CUDA_ARCH, whether or not Caffe itself is
 # built with CUDA, and report each kernel's registers (nvcc -Xptxas -v) per architecture.

@@ -19,14 +19,7 @@
 
 #include <cmath>
 
-#ifdef __CUDACC__
-#define ROI_HD __host__ __device__ __forceinline__
-#define ROI_UNROLL _Pragma("unroll")
-#else
-#define ROI_HD inline
-// Fully unrolled tap loops turn Taps::index(k) / weight(k) into plain register reads.
-#define ROI_UNROLL _Pragma("GCC unroll 4")
-#endif
+#include "caffe/layers/roi_host_device.hpp"
 
 namespace caffe {
 namespace roi_align {
@@ -181,6 +174,25 @@ ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type) {
     t.w2 = t.w3 = 0;
   }
   return t;
+}
+
+// The interpolation type as a compile-time number of taps per axis: TapCount<2> bilinear,
+// TapCount<4> bicubic.
+template <int K>
+struct TapCount {
+  static const int value = K;
+};
+
+// Calls f(TapCount<K>()) with K = 4 for bicubic, 2 for bilinear: the one place where bi_type
+// becomes the template argument K of interpolate / pool_bin / scatter_bin and of the kernels
+// that call them. Host code; f is typically a generic lambda run once per layer pass.
+template <typename F>
+inline void with_tap_count(int bi_type, const F& f) {
+  if (bi_type == kBicubic) {
+    f(TapCount<4>());
+  } else {
+    f(TapCount<2>());
+  }
 }
 
 // Value at (ty, tx) of one H x W plane; K = 2 (bilinear) or 4 (bicubic) taps per axis.

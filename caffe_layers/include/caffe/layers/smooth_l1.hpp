@@ -2,18 +2,14 @@
 #ifndef CAFFE_SMOOTH_L1_HPP_
 #define CAFFE_SMOOTH_L1_HPP_
 
-#ifdef __CUDACC__
-#define SMOOTH_L1_HD __host__ __device__ __forceinline__
-#else
-#define SMOOTH_L1_HD inline
-#endif
+#include "caffe/layers/roi_host_device.hpp"
 
 namespace caffe {
 
 // Element i of the loss: d = inside * (pred - target); writes its error (times outside) and
 // the error's derivative with respect to pred.
 template <typename Dtype>
-SMOOTH_L1_HD void smooth_l1(Dtype pred, Dtype target, Dtype inside, Dtype outside,
+ROI_HD void smooth_l1(Dtype pred, Dtype target, Dtype inside, Dtype outside,
     Dtype sigma2, Dtype* error, Dtype* grad) {
   const Dtype d = inside * (pred - target);
   const Dtype ad = d < 0 ? -d : d;

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "caffe/layers/roi_align_layer.hpp"
@@ -116,25 +117,27 @@ void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
   int* argmax = p.is_max ? argmax_.mutable_cpu_data() : NULL;
   const int plane = p.height * p.width, bins = p.pooled_h * p.pooled_w;
   const int channels = channels_;
+  roi_align::with_tap_count(p.bi_type, [&](auto taps) {
+    const int K = decltype(taps)::value;
 #pragma omp parallel for schedule(dynamic, 16)
-  for (int nc = 0; nc < num_rois_ * channels; ++nc) {
-    const int n = nc / channels, c = nc % channels;
-    const int batch = static_cast<int>(rois[n * 5]);
-    const Dtype* in = data + (batch * channels + c) * plane;
-    const Box<Dtype>& b = boxes_[n];
-    int am = -1;
-    for (int ph = 0; ph < p.pooled_h; ++ph) {
-      const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-      for (int pw = 0; pw < p.pooled_w; ++pw) {
-        const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-        const int o = nc * bins + ph * p.pooled_w + pw;
-        top_data[o] = p.bi_type == roi_align::kBicubic
-            ? roi_align::pool_bin<4>(in, p.width, b.grid_h, b.grid_w, p.is_max, ty, tx, &am)
-            : roi_align::pool_bin<2>(in, p.width, b.grid_h, b.grid_w, p.is_max, ty, tx, &am);
-        if (argmax) argmax[o] = am;
+    for (int nc = 0; nc < num_rois_ * channels; ++nc) {
+      const int n = nc / channels, c = nc % channels;
+      const int batch = static_cast<int>(rois[n * 5]);
+      const Dtype* in = data + (batch * channels + c) * plane;
+      const Box<Dtype>& b = boxes_[n];
+      int am = -1;
+      for (int ph = 0; ph < p.pooled_h; ++ph) {
+        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
+        for (int pw = 0; pw < p.pooled_w; ++pw) {
+          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
+          const int o = nc * bins + ph * p.pooled_w + pw;
+          top_data[o] = roi_align::pool_bin<K>(in, p.width, b.grid_h, b.grid_w, p.is_max,
+              ty, tx, &am);
+          if (argmax) argmax[o] = am;
+        }
       }
     }
-  }
+  });
 }
 
 template <typename Dtype>
@@ -153,30 +156,27 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   const int plane = p.height * p.width, bins = p.pooled_h * p.pooled_w;
   const int channels = channels_;
   // One channel per thread: a channel's gradient planes are written by that thread alone.
+  roi_align::with_tap_count(p.bi_type, [&](auto taps) {
+    const int K = decltype(taps)::value;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int c = 0; c < channels; ++c) {
-    for (int n = 0; n < num_rois_; ++n) {
-      const int batch = static_cast<int>(rois[n * 5]);
-      Dtype* out = diff + (batch * channels + c) * plane;
-      const Box<Dtype>& b = boxes_[n];
-      const int nc = n * channels + c;
-      for (int ph = 0; ph < p.pooled_h; ++ph) {
-        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-        for (int pw = 0; pw < p.pooled_w; ++pw) {
-          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-          const int o = nc * bins + ph * p.pooled_w + pw;
-          const int am = argmax ? argmax[o] : -1;
-          if (p.bi_type == roi_align::kBicubic) {
-            roi_align::scatter_bin<4>(out, p.width, b.grid_h, b.grid_w, p.is_max, am,
-                top_diff[o], ty, tx, PlainAdd<Dtype>());
-          } else {
-            roi_align::scatter_bin<2>(out, p.width, b.grid_h, b.grid_w, p.is_max, am,
-                top_diff[o], ty, tx, PlainAdd<Dtype>());
+    for (int c = 0; c < channels; ++c) {
+      for (int n = 0; n < num_rois_; ++n) {
+        const int batch = static_cast<int>(rois[n * 5]);
+        Dtype* out = diff + (batch * channels + c) * plane;
+        const Box<Dtype>& b = boxes_[n];
+        const int nc = n * channels + c;
+        for (int ph = 0; ph < p.pooled_h; ++ph) {
+          const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
+          for (int pw = 0; pw < p.pooled_w; ++pw) {
+            const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
+            const int o = nc * bins + ph * p.pooled_w + pw;
+            roi_align::scatter_bin<K>(out, p.width, b.grid_h, b.grid_w, p.is_max,
+                argmax ? argmax[o] : -1, top_diff[o], ty, tx, PlainAdd<Dtype>());
           }
         }
       }
     }
-  }
+  });
 }
 
 #if defined(CPU_ONLY)

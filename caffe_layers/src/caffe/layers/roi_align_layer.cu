@@ -93,15 +93,11 @@ void ROIAlignLayer<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,
   const Dtype* rois = bottom[1]->gpu_data();
   Dtype* top_data = top[0]->mutable_gpu_data();
   int* argmax = params_.is_max ? argmax_.mutable_gpu_data() : NULL;
-  if (params_.bi_type == roi_align::kBicubic) {
+  roi_align::with_tap_count(params_.bi_type, [&](auto taps) {
     // NOLINT_NEXT_LINE(whitespace/operators)
-    ROIAlignForward<4, Dtype><<<CAFFE_GET_BLOCKS(count), CAFFE_CUDA_NUM_THREADS>>>(
-        count, data, rois, params_, channels_, top_data, argmax);
-  } else {
-    // NOLINT_NEXT_LINE(whitespace/operators)
-    ROIAlignForward<2, Dtype><<<CAFFE_GET_BLOCKS(count), CAFFE_CUDA_NUM_THREADS>>>(
-        count, data, rois, params_, channels_, top_data, argmax);
-  }
+    ROIAlignForward<decltype(taps)::value, Dtype><<<CAFFE_GET_BLOCKS(count),
+        CAFFE_CUDA_NUM_THREADS>>>(count, data, rois, params_, channels_, top_data, argmax);
+  });
   CUDA_POST_KERNEL_CHECK;
 }
 
@@ -116,15 +112,11 @@ void ROIAlignLayer<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,
   const Dtype* top_diff = top[0]->gpu_diff();
   const Dtype* rois = bottom[1]->gpu_data();
   const int* argmax = params_.is_max ? argmax_.gpu_data() : NULL;
-  if (params_.bi_type == roi_align::kBicubic) {
+  roi_align::with_tap_count(params_.bi_type, [&](auto taps) {
     // NOLINT_NEXT_LINE(whitespace/operators)
-    ROIAlignBackward<4, Dtype><<<CAFFE_GET_BLOCKS(count), CAFFE_CUDA_NUM_THREADS>>>(
-        count, top_diff, argmax, rois, params_, channels_, diff);
-  } else {
-    // NOLINT_NEXT_LINE(whitespace/operators)
-    ROIAlignBackward<2, Dtype><<<CAFFE_GET_BLOCKS(count), CAFFE_CUDA_NUM_THREADS>>>(
-        count, top_diff, argmax, rois, params_, channels_, diff);
-  }
+    ROIAlignBackward<decltype(taps)::value, Dtype><<<CAFFE_GET_BLOCKS(count),
+        CAFFE_CUDA_NUM_THREADS>>>(count, top_diff, argmax, rois, params_, channels_, diff);
+  });
   CUDA_POST_KERNEL_CHECK;
 }
 

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iostream>
+#include <cstdio>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -32,7 +32,7 @@ bool HaveGpu() {
 // Caffe's bundled gtest predates GTEST_SKIP.
 #define REQUIRE_GPU() \
   if (!HaveGpu()) { \
-    std::cout << "[  SKIPPED ] no CUDA device" << std::endl; \
+    std::printf("[  SKIPPED ] no CUDA device\n"); \
     return; \
   }
 
