@@ -40,7 +40,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, "python")
 from rcnn.bench.roi_speed import INPUTS, OURS
-from rcnn.caffe_nets import roi_layer_prototxt
+from rcnn.roi_harness.nets import roi_layer_prototxt
 out = Path(sys.argv[1])
 for key, (shape, scale, pooled, n) in INPUTS.items():
     for name, (layer, params, _) in OURS.items():

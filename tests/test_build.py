@@ -78,3 +78,11 @@ def test_caffe_tool_and_pycaffe_share_libpython(caffe):
     line = next(x for x in ldd.splitlines() if "libpython" in x)
     target = line.split("=>")[1].split("(")[0].strip()
     assert os.path.realpath(target).startswith(os.path.realpath(libdir)), line
+
+
+def test_caffe_build_names_the_pycaffe_folder_and_variant(caffe, monkeypatch):
+    from rcnn.runtime import caffe_build
+
+    monkeypatch.setenv("CAFFE_VARIANT", "cuda-roicpu")
+    folder = Path(caffe.__file__).resolve().parent.parent
+    assert caffe_build() == f"Caffe {caffe.__version__} from {folder} (cuda-roicpu variant)"

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from rcnn.datasets.imdb import filter_roidb, flipped
+from rcnn.datasets.imdb import filter_roidb, flipped, without_difficult
 from rcnn.datasets.synthetic import SyntheticSpec, generate
-from rcnn.datasets.voc import VOC_CLASSES, VOCDataset, without_difficult
+from rcnn.datasets.voc import VOC_CLASSES, VOCDataset
 
 XML = """<annotation><size><width>40</width><height>30</height><depth>3</depth></size>
 <object><name>dog</name><difficult>0</difficult>

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rcnn import config as C
+from rcnn.config import activate, load
 from rcnn.datasets.synthetic import SyntheticSpec, generate
 from rcnn.models import write_small_models
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = str(ROOT / "models" / "small" / "config.yml")
-
-
-@pytest.fixture(autouse=True)
-def _cfg():
-    C.reset()
-    yield
-    C.reset()
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +31,14 @@ def test_generated_models_are_committed(nets):
         for phase, p in paths.items():
             committed = ROOT / "models" / "small" / variant / f"{phase}.prototxt"
             assert committed.read_text() == p.read_text(), committed
+
+
+def test_generated_config_is_committed_and_loads(tmp_path):
+    from rcnn.models import SMALL_CONFIG, write_small_config
+
+    written = write_small_config(tmp_path)
+    assert (ROOT / "models" / "small" / "config.yml").read_text() == written.read_text()
+    assert load(written) == load(SMALL_CONFIG)
 
 
 def test_variants_differ_only_in_the_roi_layer(nets):
@@ -60,12 +61,10 @@ def test_train_snapshot_resume_test_demo(caffe, tiny_data, nets, tmp_path):
     assert (out / "model_iter_4.caffemodel").is_file()
     state = out / "state" / "model_iter_4.solverstate"
     assert state.is_file() and state.with_suffix(".data.json").is_file()
-    C.reset()
     assert train_net.main([*args, "--iters", "6", "--resume", str(state)]) == 0
     log = [json.loads(x) for x in (out / "loss_log.jsonl").read_text().splitlines()]
     assert [r["iter"] for r in log] == [1, 2, 3, 4, 5, 6]
     assert all(np.isfinite(r["loss_cls"]) for r in log)
-    C.reset()
     results = tmp_path / "results.json"
     assert test_net.main(["--net", str(nets["roialign"]["test"]), "--weights",
                           str(out / "model_iter_6.caffemodel"), "--data", str(tiny_data),
@@ -98,13 +97,15 @@ class _StepThen:
 
 
 def _trainer(caffe, tiny_data, nets, out):
-    from rcnn.config import merge_file
-    from rcnn.data import open_dataset, train_roidb
+    from rcnn.datasets import open_dataset
+    from rcnn.datasets.imdb import train_roidb
     from rcnn.training import Trainer, write_solver
 
-    merge_file(CFG)
+    config = load(CFG)
     solver = write_solver(None, nets["roialign"]["train"], out, "m")
-    return Trainer(solver, train_roidb(open_dataset(tiny_data, "train")), out, "m")
+    activate(config)
+    return Trainer(solver, train_roidb(open_dataset(tiny_data, "train"), True), out, "m",
+                   config.TRAIN)
 
 
 def test_ctrl_c_saves_a_snapshot(caffe, tiny_data, nets, tmp_path):
@@ -146,16 +147,18 @@ def test_nan_loss_keeps_the_last_good_weights(caffe, tiny_data, nets, tmp_path):
 
 
 def _zf_train_step(caffe, tiny_data, proto: Path):
-    from rcnn.config import merge_list
-    from rcnn.data import open_dataset, train_roidb
+    from rcnn.datasets import open_dataset
+    from rcnn.datasets.imdb import train_roidb
 
-    merge_list(["TRAIN.SCALES", "(192,)", "TRAIN.MAX_SIZE", "256", "TRAIN.RPN_MIN_SIZE", "4"])
+    config = load(overrides=["TRAIN.SCALES", "(192,)", "TRAIN.MAX_SIZE", "256",
+                             "TRAIN.RPN_MIN_SIZE", "4"])
+    activate(config)
     net = caffe.Net(str(proto), caffe.TRAIN)
     rng = np.random.default_rng(0)
     for params in net.params.values():
         for p in params:
             p.data[...] = rng.normal(0, 0.01, p.data.shape)
-    net.layers[0].set_roidb(train_roidb(open_dataset(tiny_data, "train")))
+    net.layers[0].set_roidb(train_roidb(open_dataset(tiny_data, "train"), True))
     out = net.forward()
     net.backward()
     return net, out

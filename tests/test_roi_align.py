@@ -8,30 +8,9 @@ import sys
 import numpy as np
 import pytest
 import roi_reference as ref
-from rcnn.caffe_nets import RoILayerRunner
-from rcnn.synthetic_rois import awkward_rois, proposal_like_rois
-
-
-def onnx_roi_align(x, rois, pooled, scale, sampling_ratio, half_pixel):
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    node = helper.make_node(
-        "RoiAlign", ["X", "rois", "batch_indices"], ["Y"], mode="avg",
-        output_height=pooled[0], output_width=pooled[1], sampling_ratio=sampling_ratio,
-        spatial_scale=scale,
-        coordinate_transformation_mode="half_pixel" if half_pixel else "output_half_pixel")
-    graph = helper.make_graph(
-        [node], "roi_align",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape)),
-         helper.make_tensor_value_info("rois", TensorProto.FLOAT, [None, 4]),
-         helper.make_tensor_value_info("batch_indices", TensorProto.INT64, [None])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
-    model.ir_version = 8
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"X": x, "rois": rois[:, 1:5].copy(),
-                           "batch_indices": rois[:, 0].astype(np.int64)})[0]
+from rcnn.roi_harness.nets import RoILayerRunner
+from rcnn.roi_harness.onnx_reference import roi_align_op
+from rcnn.roi_harness.rois import awkward_rois, proposal_like_rois
 
 
 def make_inputs(seed, shape=(2, 3, 24, 32), scale=0.5, n=300):
@@ -63,8 +42,8 @@ def test_ave_matches_onnxruntime(caffe, alignment, sampling_ratio, scale):
         want, _ = ref.roi_align(x, rois[~to_ort], pooled_h=7, pooled_w=5, spatial_scale=scale,
                                 pool="AVE", alignment=alignment, sampling_ratio=0)
         np.testing.assert_allclose(ours[~to_ort], want, atol=1e-5)
-    theirs = onnx_roi_align(x, rois[to_ort], (7, 5), scale, sampling_ratio,
-                            alignment == "HALF_PIXEL")
+    theirs = roi_align_op(shape, (7, 5), scale, sampling_ratio,
+                          alignment == "HALF_PIXEL")(x, rois[to_ort])
     err = np.abs(ours[to_ort] - theirs).max()
     print(f"ROIAlign AVE {alignment} sampling_ratio={sampling_ratio} scale={scale}: "
           f"{to_ort.sum()} RoIs, max |ours - onnxruntime| = {err:.3g}")
@@ -77,7 +56,7 @@ def test_onnx_comparison_can_fail(caffe):
     x, rois = make_inputs(3, shape, 1.0, n=60)
     runner = RoILayerRunner("ROIAlign", shape, len(rois), pooled_h=3, pooled_w=3,
                             pool="AVE", alignment="CAFFE", sampling_ratio=2)
-    theirs = onnx_roi_align(x, rois, (3, 3), 1.0, 2, False)
+    theirs = roi_align_op(shape, (3, 3), 1.0, 2, False)(x, rois)
     assert np.abs(runner.forward(x, rois) - theirs).max() > 1e-2
 
 
@@ -122,7 +101,7 @@ def test_non_finite_rois_give_zero(caffe):
 
 BAD_BATCH_SCRIPT = """
 import numpy as np
-from rcnn.caffe_nets import RoILayerRunner
+from rcnn.roi_harness.nets import RoILayerRunner
 r = RoILayerRunner("ROIAlign", (2, 1, 4, 4), 2, pooled_h=1, pooled_w=1)
 r.forward(np.zeros((2, 1, 4, 4), np.float32),
           np.array([[0, 0, 0, 1, 1], [{value}, 0, 0, 1, 1]], np.float32))
@@ -140,7 +119,7 @@ def test_bad_batch_index_is_a_clear_error(caffe, value, shown):
 
 
 def test_bad_parameters_are_clear_errors(caffe):
-    script = ("from rcnn.caffe_nets import RoILayerRunner\n"
+    script = ("from rcnn.roi_harness.nets import RoILayerRunner\n"
               "RoILayerRunner('ROIAlign', (1, 1, 4, 4), 1, pooled_h=2, pooled_w=2, bi_type=3)")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode != 0

@@ -1,4 +1,4 @@
-"""Box geometry: anchors, regression targets and their inverse, clipping, IoU, NMS.
+"""Box geometry: regression targets and their inverse, clipping, IoU, NMS.
 
 Boxes are (x1, y1, x2, y2) in pixels, inclusive (width = x2 - x1 + 1), as in Fast R-CNN.
 """
@@ -12,45 +12,24 @@ import numpy as np
 MAX_LOG_SCALE = np.log(1000.0 / 16)
 
 
-def _whctrs(boxes: np.ndarray) -> tuple[np.ndarray, ...]:
+def sizes_and_centres(boxes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Widths, heights and centres (x, y) of inclusive boxes."""
     w = boxes[..., 2] - boxes[..., 0] + 1.0
     h = boxes[..., 3] - boxes[..., 1] + 1.0
     return w, h, boxes[..., 0] + 0.5 * (w - 1), boxes[..., 1] + 0.5 * (h - 1)
 
 
-def _from_whctrs(w: np.ndarray, h: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+def from_sizes_and_centres(w: np.ndarray, h: np.ndarray, cx: np.ndarray,
+                           cy: np.ndarray) -> np.ndarray:
+    """The inverse of sizes_and_centres."""
     return np.stack([cx - 0.5 * (w - 1), cy - 0.5 * (h - 1),
                      cx + 0.5 * (w - 1), cy + 0.5 * (h - 1)], axis=-1)
 
 
-def generate_anchors(base_size: int = 16, ratios: Sequence[float] = (0.5, 1, 2),
-                     scales: Sequence[float] = (8, 16, 32)) -> np.ndarray:
-    """(len(ratios) * len(scales), 4) anchors centred on the base_size x base_size cell at
-    the origin: for each aspect ratio h/w, a box of the cell's area (sides rounded), then
-    scaled; ratio-major order, as Faster R-CNN's trained models expect."""
-    base = np.array([0, 0, base_size - 1, base_size - 1], dtype=np.float64)
-    w, h, cx, cy = _whctrs(base)
-    ratios = np.asarray(ratios, dtype=np.float64)
-    ws = np.round(np.sqrt(w * h / ratios))
-    hs = np.round(ws * ratios)
-    scales = np.asarray(scales, dtype=np.float64)
-    ws = (ws[:, None] * scales[None, :]).ravel()
-    hs = (hs[:, None] * scales[None, :]).ravel()
-    return _from_whctrs(ws, hs, np.full_like(ws, cx), np.full_like(hs, cy))
-
-
-def shifted_anchors(anchors: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
-    """All anchors over a height x width feature map: (height * width * A, 4), ordered
-    (y, x, anchor) to match the (A, H, W)-transposed layout of the RPN outputs."""
-    sx, sy = np.meshgrid(np.arange(width) * stride, np.arange(height) * stride)
-    shifts = np.stack([sx.ravel(), sy.ravel(), sx.ravel(), sy.ravel()], axis=1)
-    return (shifts[:, None, :] + anchors[None, :, :]).reshape(-1, 4)
-
-
 def bbox_transform(ex_rois: np.ndarray, gt_rois: np.ndarray) -> np.ndarray:
     """Regression targets (dx, dy, dw, dh) that move ex_rois onto gt_rois."""
-    ew, eh, ecx, ecy = _whctrs(ex_rois)
-    gw, gh, gcx, gcy = _whctrs(gt_rois)
+    ew, eh, ecx, ecy = sizes_and_centres(ex_rois)
+    gw, gh, gcx, gcy = sizes_and_centres(gt_rois)
     return np.stack([(gcx - ecx) / ew, (gcy - ecy) / eh, np.log(gw / ew), np.log(gh / eh)],
                     axis=-1)
 
@@ -59,13 +38,13 @@ def bbox_transform_inv(boxes: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     """Applies deltas (N, 4k) to boxes (N, 4); returns (N, 4k) predicted boxes."""
     if boxes.shape[0] == 0:
         return np.zeros((0, deltas.shape[1]), dtype=deltas.dtype)
-    w, h, cx, cy = _whctrs(boxes.astype(np.float64, copy=False))
+    w, h, cx, cy = sizes_and_centres(boxes.astype(np.float64, copy=False))
     d = deltas.reshape(deltas.shape[0], -1, 4).astype(np.float64)
     pcx = d[..., 0] * w[:, None] + cx[:, None]
     pcy = d[..., 1] * h[:, None] + cy[:, None]
     pw = np.exp(np.minimum(d[..., 2], MAX_LOG_SCALE)) * w[:, None]
     ph = np.exp(np.minimum(d[..., 3], MAX_LOG_SCALE)) * h[:, None]
-    return _from_whctrs(pw, ph, pcx, pcy).reshape(deltas.shape).astype(deltas.dtype)
+    return from_sizes_and_centres(pw, ph, pcx, pcy).reshape(deltas.shape).astype(deltas.dtype)
 
 
 def clip_boxes(boxes: np.ndarray, im_shape: Sequence[int]) -> np.ndarray:

@@ -1,5 +1,10 @@
-"""Configuration: defaults (py-faster-rcnn's keys where they exist), YAML files merged over
-them, and `--set KEY VALUE` overrides. `cfg` is the one module-level mutable object."""
+"""Configuration: defaults (py-faster-rcnn's keys where they exist), YAML files or mappings
+merged over them, and `--set KEY VALUE` overrides.
+
+A config is built with `load()` and passed, or the section it needs (`c.TRAIN`, `c.TEST`), to
+the functions that use it. The module-level `cfg` is the *active* config: `activate()` sets it
+right before a net is built, and only the pycaffe Python layers read it, in their `setup`
+(Caffe constructs them with nothing but a param_str)."""
 from __future__ import annotations
 
 import ast
@@ -93,7 +98,13 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-cfg: AttrDict = _tree(copy.deepcopy(DEFAULTS))
+def defaults() -> AttrDict:
+    """A fresh copy of the defaults."""
+    return _tree(copy.deepcopy(DEFAULTS))
+
+
+# The active config, read by the pycaffe Python layers at setup; set it with activate().
+cfg: AttrDict = defaults()
 
 
 def _coerce(old: Any, new: Any, key: str) -> Any:
@@ -129,10 +140,10 @@ def merge(into: AttrDict, other: Mapping[str, Any], prefix: str = "") -> None:
             into[k] = _coerce(into[k], v, key)
 
 
-def merge_file(path: str | Path, into: AttrDict | None = None) -> None:
+def merge_file(path: str | Path, into: AttrDict) -> None:
     with open(path) as f:
         data = yaml.safe_load(f) or {}
-    merge(cfg if into is None else into, data)
+    merge(into, data)
 
 
 def _parse_value(text: str) -> Any:
@@ -142,14 +153,13 @@ def _parse_value(text: str) -> Any:
         return yaml.safe_load(text)
 
 
-def merge_list(pairs: Iterable[str], into: AttrDict | None = None) -> None:
+def merge_list(pairs: Iterable[str], into: AttrDict) -> None:
     """['TRAIN.SCALES', '(256,)', 'RNG_SEED', '7'] -> overrides."""
-    target = cfg if into is None else into
     items = list(pairs)
     if len(items) % 2:
         raise ValueError(f"--set takes KEY VALUE pairs, got {items}")
     for key, text in zip(items[::2], items[1::2], strict=True):
-        node = target
+        node = into
         parts = key.split(".")
         for p in parts[:-1]:
             if p not in node or not isinstance(node[p], Mapping):
@@ -160,11 +170,25 @@ def merge_list(pairs: Iterable[str], into: AttrDict | None = None) -> None:
         node[parts[-1]] = _coerce(node[parts[-1]], _parse_value(text), key)
 
 
-def reset() -> None:
-    """Back to the defaults (for tests)."""
+def load(*sources: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()) -> AttrDict:
+    """The defaults, then each source in order (a YAML file's path, or a mapping), then
+    `--set`-style KEY VALUE overrides. Unknown keys and type mismatches raise ValueError."""
+    c = defaults()
+    for source in sources:
+        if isinstance(source, Mapping):
+            merge(c, source)
+        else:
+            merge_file(source, c)
+    merge_list(overrides, c)
+    return c
+
+
+def activate(c: AttrDict) -> None:
+    """Makes a copy of c the active config that the pycaffe Python layers read at setup: call
+    it before building a net that has Python layers."""
     cfg.clear()
-    cfg.update(_tree(copy.deepcopy(DEFAULTS)))
+    cfg.update(_tree(copy.deepcopy(dict(c))))
 
 
-def pixel_means() -> np.ndarray:
-    return np.array(cfg.PIXEL_MEANS, dtype=np.float32)
+def pixel_means(c: AttrDict) -> np.ndarray:
+    return np.array(c.PIXEL_MEANS, dtype=np.float32)

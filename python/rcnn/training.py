@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rcnn.config import cfg
+from rcnn.config import AttrDict
 from rcnn.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,25 @@ def write_solver(template: str | Path | None, train_net: str | Path, out: Path,
     return path
 
 
+def latest_state(out: Path, prefix: str) -> Path | None:
+    """The newest <out>/state/<prefix>_iter_N.solverstate, or None."""
+    states = sorted((out / "state").glob(f"{prefix}_iter_*.solverstate"),
+                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    return states[-1] if states else None
+
+
 class Trainer:
+    """Owns a pycaffe solver over a train net whose RoIDataLayer reads `roidb`. `train` is the
+    config's TRAIN section (for un-normalising bbox_pred in the saved weights)."""
+
     def __init__(self, solver_path: Path, roidb: list[dict[str, Any]], out: Path,
-                 prefix: str, weights: str | None = None, resume: str | None = None) -> None:
+                 prefix: str, train: AttrDict, weights: str | Path | None = None,
+                 resume: str | Path | None = None) -> None:
         import caffe
 
         self.out = out
         self.prefix = prefix
+        self.train_cfg = train
         self.solver = caffe.get_solver(str(solver_path))
         self.net = self.solver.net
         if weights:
@@ -89,12 +101,12 @@ class Trainer:
 
     # ---- snapshots ----------------------------------------------------------------------
     def _bbox_stats(self) -> tuple[np.ndarray, np.ndarray] | None:
-        if not (cfg.TRAIN.BBOX_REG and cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED
+        t = self.train_cfg
+        if not (t.BBOX_REG and t.BBOX_NORMALIZE_TARGETS_PRECOMPUTED
                 and "bbox_pred" in self.net.params):
             return None
         reps = self.net.params["bbox_pred"][0].data.shape[0] // 4
-        return (np.tile(cfg.TRAIN.BBOX_NORMALIZE_MEANS, reps),
-                np.tile(cfg.TRAIN.BBOX_NORMALIZE_STDS, reps))
+        return (np.tile(t.BBOX_NORMALIZE_MEANS, reps), np.tile(t.BBOX_NORMALIZE_STDS, reps))
 
     def save_weights(self, iteration: int) -> Path:
         """<out>/<prefix>_iter_N.caffemodel with bbox_pred un-normalised, so that test time

@@ -18,37 +18,28 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("bench_detect")
-ROOT = Path(__file__).resolve().parents[3]
 VARIANTS = ("roipooling", "roialign", "roialign_ave")
 LABELS = {"roipooling": "ROIPooling", "roialign": "ROIAlign (defaults)",
           "roialign_ave": "ROIAlign AVE half-pixel sr2"}
 METRICS = ("ap50", "ap75", "ap")
 
 
-def run(variant: str, seed: int, iters: int, data: str, out: Path, nets) -> dict:
-    from rcnn import config
-    from rcnn.tools import test_net, train_net
+def run(variant: str, seed: int, iters: int, data: str, out: Path,
+        nets: dict[str, dict[str, Path]]) -> dict:
+    """One variant trained with one seed and evaluated: its mean AP figures."""
+    from rcnn.config import load
+    from rcnn.models import SMALL_CONFIG
+    from rcnn.pipeline import TrainSpec, train_and_evaluate
 
     d = out / f"{variant}_seed{seed}"
-    results = d / "results.json"
-    if results.is_file():
-        return json.loads(results.read_text())["mean"]
-    common = ["--cfg", str(ROOT / "models/small/config.yml"), "--set", "RNG_SEED", str(seed)]
+    spec = TrainSpec(net=nets[variant]["train"], data=data, out=d, iters=iters, prefix=variant,
+                     stepsize=int(iters * 0.75), display=250)
+    config = load(SMALL_CONFIG, {"RNG_SEED": seed})
     t = time.monotonic()
-    config.reset()
-    rc = train_net.main(["--net", str(nets[variant]["train"]), "--data", data, "--iters",
-                         str(iters), "--stepsize", str(int(iters * 0.75)), "--out", str(d),
-                         "--prefix", variant, "--display", "250", *common])
-    if rc:
-        raise SystemExit(rc)
-    config.reset()
-    rc = test_net.main(["--net", str(nets[variant]["test"]), "--weights",
-                        str(d / f"{variant}_iter_{iters}.caffemodel"), "--data", data, "--out",
-                        str(results), "--no-detections", *common])
-    if rc:
-        raise SystemExit(rc)
+    result = train_and_evaluate(config, spec, nets[variant]["test"], d / "results.json",
+                                with_detections=False, reuse_results=True)
     log.info("%s seed %d: %.0f s", variant, seed, time.monotonic() - t)
-    return json.loads(results.read_text())["mean"]
+    return result.results["mean"]
 
 
 def bar_chart(summary: dict, out: Path) -> None:
@@ -83,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=1500)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    ap.add_argument("--data", default=str(ROOT / "data" / "synthetic"))
-    ap.add_argument("--out", default=str(ROOT / "output" / "bench" / "detect"))
+    ap.add_argument("--data", default="data/synthetic")
+    ap.add_argument("--out", default="output/bench/detect")
     args = ap.parse_args(argv)
     from rcnn.datasets.synthetic import generate
     from rcnn.models import write_small_models
@@ -94,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     generate(args.data, 800, 200)
-    nets = write_small_models(ROOT / "models" / "small", 5)
+    nets = write_small_models(out / "models", 5, args.variants)
     summary: dict[str, dict] = {}
     for variant in args.variants:
-        runs = [run(variant, s, args.iters, args.data, out, nets) for s in args.seeds]
+        runs = [run(variant, seed, args.iters, args.data, out, nets) for seed in args.seeds]
         summary[variant] = {"runs": runs, **{m: {"mean": float(np.mean([r[m] for r in runs])),
                                                  "std": float(np.std([r[m] for r in runs]))}
                                              for m in METRICS}}

@@ -20,10 +20,16 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rcnn.roi_harness.nets import RoILayerRunner
+from rcnn.roi_harness.onnx_reference import OrtRoiOp, max_roi_pool_op, roi_align_op
+from rcnn.roi_harness.rois import proposal_like_rois
 
 log = logging.getLogger("bench_roi")
 
@@ -35,24 +41,22 @@ INPUTS = {
     "fpn_p3_14x14_r512": ((2, 256, 100, 136), 1 / 8, 14, 512),
 }
 
-# name -> (layer type, roi_pooling_param extras, matching onnxruntime op or None)
-OURS: dict[str, tuple[str, dict[str, Any], tuple[str, dict[str, Any]] | None]] = {
+# name -> (layer type, roi_pooling_param extras, the matching onnxruntime op or None: a
+# function of (x_shape, (pooled, pooled), spatial_scale, threads=...))
+OURS: dict[str, tuple[str, dict[str, Any], Callable[..., OrtRoiOp] | None]] = {
     "ROIAlign seed (MAX, 2x2)": ("ROIAlign", {}, None),
     "ROIAlign AVE half_pixel sr2": (
         "ROIAlign", {"pool": "AVE", "alignment": "HALF_PIXEL", "sampling_ratio": 2},
-        ("RoiAlign", {"coordinate_transformation_mode": "half_pixel", "sampling_ratio": 2})),
+        partial(roi_align_op, sampling_ratio=2, half_pixel=True)),
     "ROIAlign AVE adaptive": (
         "ROIAlign", {"pool": "AVE", "alignment": "DETECTRON", "sampling_ratio": 0},
-        ("RoiAlign", {"coordinate_transformation_mode": "output_half_pixel",
-                      "sampling_ratio": 0})),
+        partial(roi_align_op, sampling_ratio=0, half_pixel=False)),
     "ROIAlign bicubic (MAX, 2x2)": ("ROIAlign", {"bi_type": 1}, None),
-    "ROIPooling": ("ROIPooling", {}, ("MaxRoiPool", {})),
+    "ROIPooling": ("ROIPooling", {}, max_roi_pool_op),
 }
 
 
 def make_inputs(shape, scale, n, seed=0):
-    from rcnn.synthetic_rois import proposal_like_rois
-
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(np.float32)
     rois = proposal_like_rois(rng, n, shape[0], shape[2] / scale, shape[3] / scale)
@@ -69,38 +73,8 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def ort_session(op: str, attrs: dict[str, Any], x, pooled: int, scale: float, threads: int):
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    if op == "RoiAlign":
-        node = helper.make_node("RoiAlign", ["X", "rois", "batch_indices"], ["Y"], mode="avg",
-                                output_height=pooled, output_width=pooled,
-                                spatial_scale=scale, **attrs)
-        extra = [helper.make_tensor_value_info("batch_indices", TensorProto.INT64, [None])]
-        rois_dim = 4
-    else:
-        node = helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"],
-                                pooled_shape=[pooled, pooled], spatial_scale=scale)
-        extra, rois_dim = [], 5
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape)),
-                      helper.make_tensor_value_info("rois", TensorProto.FLOAT, [None, rois_dim]),
-                      *extra],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
-    model.ir_version = 8
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"]), rois_dim
-
-
 def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: bool):
     import caffe
-
-    from rcnn.caffe_nets import RoILayerRunner
 
     if gpu:
         caffe.set_mode_gpu()
@@ -131,12 +105,10 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
                    "device": "GPU" if gpu else "CPU", "forward_ms": 1e3 * fwd,
                    "backward_ms": 1e3 * bwd}
             if ort_op and not gpu:
-                sess, dim = ort_session(*ort_op, x, pooled, scale, threads)
-                feed = {"X": x, "rois": rois[:, 5 - dim:].copy()}
-                if dim == 4:
-                    feed["batch_indices"] = rois[:, 0].astype(np.int64)
+                op = ort_op(shape, (pooled, pooled), scale, threads=threads)
+                feed = op.feed(x, rois)
                 row["onnxruntime_forward_ms"] = 1e3 * median_time(
-                    lambda s=sess, f=feed: s.run(None, f), repeats)
+                    lambda s=op.session, f=feed: s.run(None, f), repeats)
             rows.append(row)
             log.info("%s | %s | %d thread(s): forward %.2f ms, backward %.2f ms%s", key, name,
                      threads, row["forward_ms"], row["backward_ms"],

@@ -2,9 +2,12 @@
 is one dict per image (image path, size, boxes, classes, difficult flags, flipped)."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 Roidb = list[dict[str, Any]]
 
@@ -51,6 +54,24 @@ def training_roidb(imdb: Imdb, use_flipped: bool) -> Roidb:
 def filter_roidb(roidb: Roidb) -> Roidb:
     """Drops images without any non-difficult object."""
     return [e for e in roidb if (e["gt_classes"] > 0).any()]
+
+
+def without_difficult(roidb: Roidb) -> Roidb:
+    out = []
+    for e in roidb:
+        keep = ~e["difficult"]
+        out.append({**e, "boxes": e["boxes"][keep], "gt_classes": e["gt_classes"][keep],
+                    "difficult": e["difficult"][keep]})
+    return out
+
+
+def train_roidb(imdb: Imdb, use_flipped: bool) -> Roidb:
+    """What training reads: every image (and, with use_flipped, its mirror image) with its
+    non-difficult objects, images without any left out."""
+    roidb = filter_roidb(without_difficult(training_roidb(imdb, use_flipped)))
+    log.info("%s: %d training entries (%s flipped copies)", imdb.name, len(roidb),
+             "with" if use_flipped else "without")
+    return roidb
 
 
 def check_boxes(boxes: np.ndarray, width: int, height: int, where: str) -> None:

@@ -72,12 +72,3 @@ class VOCDataset(Imdb):
             entry["index"] = index
             roidb.append(entry)
         return roidb
-
-
-def without_difficult(roidb: Roidb) -> Roidb:
-    out = []
-    for e in roidb:
-        keep = ~e["difficult"]
-        out.append({**e, "boxes": e["boxes"][keep], "gt_classes": e["gt_classes"][keep],
-                    "difficult": e["difficult"][keep]})
-    return out

@@ -5,6 +5,8 @@ import argparse
 import logging
 import os
 
+from rcnn.config import AttrDict, load
+
 
 def add_config_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cfg", action="append", default=[], metavar="YAML",
@@ -15,13 +17,9 @@ def add_config_args(ap: argparse.ArgumentParser) -> None:
                     help="GPU id (CUDA builds); CPU when not given")
 
 
-def apply_config(args: argparse.Namespace) -> None:
-    from rcnn.config import merge_file, merge_list
-
-    for path in args.cfg:
-        merge_file(path)
-    if args.set_cfgs:
-        merge_list(args.set_cfgs)
+def load_config(args: argparse.Namespace) -> AttrDict:
+    """The config of a tool's run: the defaults, its --cfg files, then its --set overrides."""
+    return load(*args.cfg, overrides=args.set_cfgs)
 
 
 def setup_tool() -> None:

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, apply_config, setup_tool
+from rcnn.tools.common import add_config_args, load_config, setup_tool
 
 log = logging.getLogger("demo")
 
@@ -30,16 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
-    apply_config(args)
+    config = load_config(args)
 
-    import caffe
+    from rcnn.datasets import open_dataset
+    from rcnn.pipeline import draw_detections_on
 
-    from rcnn.blob import load_image_bgr
-    from rcnn.data import open_dataset, set_device
-    from rcnn.plots import draw_detections, grid
-    from rcnn.testing import detections_per_class, im_detect
-
-    set_device(args.gpu)
     items = [(p, None) for p in args.images]
     classes = None
     if args.data:
@@ -49,20 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if not items:
         log.error("no images: give --images or --data")
         return 2
-    net = caffe.Net(args.net, caffe.TEST, weights=args.weights)
-    pictures = []
-    for path, gt in items:
-        scores, boxes = im_detect(net, load_image_bgr(path))
-        dets = detections_per_class(scores, boxes)
-        names = classes or [f"class{c}" for c in range(len(dets))]
-        shown = [(names[c], d[d[:, 4] >= args.thresh]) for c, d in enumerate(dets) if c > 0]
-        log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), args.thresh)
-        pictures.append(draw_detections(path, shown, gt))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    grid(pictures).save(args.out)
-    log.info("wrote %s", args.out)
+    draw_detections_on(config, Path(args.net), Path(args.weights), items, classes, args.thresh,
+                       Path(args.out), args.gpu)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

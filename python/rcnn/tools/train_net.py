@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, apply_config, setup_tool
+from rcnn.tools.common import add_config_args, load_config, setup_tool
 
 log = logging.getLogger("train_net")
 
@@ -38,34 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
-    apply_config(args)
+    config = load_config(args)
 
-    from rcnn.config import cfg
-    from rcnn.data import open_dataset, seed_everything, set_device, train_roidb
-    from rcnn.training import Trainer, TrainingStopped, write_solver
+    from rcnn.pipeline import TrainSpec, train
+    from rcnn.training import TrainingStopped
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.RNG_SEED)
-    device = set_device(args.gpu)
-    overrides: dict = {}
-    if args.lr:
-        overrides["base_lr"] = args.lr
-    if args.stepsize:
-        overrides.update(lr_policy="step", gamma=0.1, stepsize=args.stepsize)
-    solver = write_solver(args.solver, args.net, out, args.prefix, overrides)
-    roidb = train_roidb(open_dataset(args.data, args.imageset))
-    log.info("training %s on %s for %d iterations (%s)", args.net, args.data, args.iters,
-             device)
-    trainer = Trainer(solver, roidb, out, args.prefix, args.weights, args.resume)
+    spec = TrainSpec(net=Path(args.net), data=args.data, out=Path(args.out), iters=args.iters,
+                     imageset=args.imageset, prefix=args.prefix,
+                     solver=Path(args.solver) if args.solver else None, lr=args.lr,
+                     stepsize=args.stepsize, weights=args.weights, resume=args.resume,
+                     display=args.display, snapshot_iters=args.snapshot_iters, gpu=args.gpu)
     try:
-        path = trainer.train(args.iters, args.display, args.snapshot_iters)
+        path = train(config, spec)
     except TrainingStopped as e:
         log.error("%s", e)
         return e.exit_code
     log.info("done: %s", path)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

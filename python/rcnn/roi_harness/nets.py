@@ -1,4 +1,4 @@
-"""Small pycaffe nets around a single RoI layer, for tests, benchmarks and tools."""
+"""Small pycaffe nets around a single RoI layer, for tests, benchmarks and the GPU bundle."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""Running a trained detector over images: im_detect, per-class NMS, and a test loop."""
+"""Running a trained detector over images: im_detect, per-class NMS, and the loop over a
+dataset."""
 from __future__ import annotations
 
 import logging
@@ -9,17 +10,18 @@ import numpy as np
 
 from rcnn.blob import images_to_blob, load_image_bgr, prep_image
 from rcnn.boxes import bbox_transform_inv, clip_boxes, nms
-from rcnn.config import cfg, pixel_means
+from rcnn.config import AttrDict
 from rcnn.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
-def im_detect(net, im: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def im_detect(net, im: np.ndarray, test: AttrDict,
+              pixel_means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class scores (R, C) and class-specific boxes (R, 4C) in image coordinates for one
     BGR uint8 image, from a test net with inputs data, im_info and outputs rois, cls_prob,
-    bbox_pred."""
-    prepped, scale = prep_image(im, pixel_means(), cfg.TEST.SCALES[0], cfg.TEST.MAX_SIZE)
+    bbox_pred. `test` is the config's TEST section (SCALES, MAX_SIZE, BBOX_REG)."""
+    prepped, scale = prep_image(im, pixel_means, test.SCALES[0], test.MAX_SIZE)
     blob = images_to_blob([prepped])
     net.blobs["data"].reshape(*blob.shape)
     net.blobs["data"].data[...] = blob
@@ -28,7 +30,7 @@ def im_detect(net, im: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = net.forward()
     rois = net.blobs["rois"].data[:, 1:5] / scale
     scores = out["cls_prob"].reshape(rois.shape[0], -1).copy()
-    if cfg.TEST.BBOX_REG:
+    if test.BBOX_REG:
         deltas = out["bbox_pred"].reshape(rois.shape[0], -1)
         boxes = clip_boxes(bbox_transform_inv(rois, deltas), im.shape)
     else:
@@ -36,16 +38,17 @@ def im_detect(net, im: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scores, boxes
 
 
-def detections_per_class(scores: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+def detections_per_class(scores: np.ndarray, boxes: np.ndarray,
+                         test: AttrDict) -> list[np.ndarray]:
     """[c] -> (K, 5) [x1, y1, x2, y2, score] after the score threshold, per-class NMS and the
-    per-image cap (TEST.MAX_PER_IMAGE over all classes). Index 0 (background) is empty."""
+    per-image cap (test.MAX_PER_IMAGE over all classes). Index 0 (background) is empty."""
     num_classes = scores.shape[1]
     dets: list[np.ndarray] = [np.zeros((0, 5), np.float32)]
     for c in range(1, num_classes):
-        keep = np.where(scores[:, c] > cfg.TEST.SCORE_THRESH)[0]
+        keep = np.where(scores[:, c] > test.SCORE_THRESH)[0]
         d = np.hstack([boxes[keep, 4 * c:4 * c + 4], scores[keep, c:c + 1]]).astype(np.float32)
-        dets.append(d[nms(d, cfg.TEST.NMS)])
-    cap = cfg.TEST.MAX_PER_IMAGE
+        dets.append(d[nms(d, test.NMS)])
+    cap = test.MAX_PER_IMAGE
     all_scores = np.concatenate([d[:, 4] for d in dets[1:]])
     if cap > 0 and all_scores.size > cap:
         thresh = np.sort(all_scores)[-cap]
@@ -53,15 +56,16 @@ def detections_per_class(scores: np.ndarray, boxes: np.ndarray) -> list[np.ndarr
     return dets
 
 
-def run_test(net, roidb: list[dict[str, Any]], num_classes: int,
-             log_every: int = 50) -> tuple[list[list[np.ndarray]], float]:
+def detect_all(net, roidb: list[dict[str, Any]], num_classes: int, test: AttrDict,
+               pixel_means: np.ndarray,
+               log_every: int = 50) -> tuple[list[list[np.ndarray]], float]:
     """all_dets[c][i] over the roidb, and the mean seconds per image."""
     all_dets: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     progress = Progress(len(roidb))
     t0 = time.monotonic()
     for i, entry in enumerate(roidb):
-        scores, boxes = im_detect(net, load_image_bgr(entry["image"]))
-        for c, d in enumerate(detections_per_class(scores, boxes)):
+        scores, boxes = im_detect(net, load_image_bgr(entry["image"]), test, pixel_means)
+        for c, d in enumerate(detections_per_class(scores, boxes, test)):
             all_dets[c].append(d)
         if (i + 1) % log_every == 0 or i + 1 == len(roidb):
             log.info("im_detect %s", progress.line(i + 1))

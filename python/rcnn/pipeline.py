@@ -1,0 +1,185 @@
+"""Training and evaluating a detector: the steps that the tools (train_net, test_net, demo), the
+main job (run_demo) and the accuracy benchmark (bench.detect) share. Every function takes the
+config it runs with; it is made the active config (what the nets' Python layers read) right
+before a net is built."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rcnn.config import AttrDict, activate, pixel_means
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSpec:
+    """What to train, on what, for how long, and where to write it."""
+
+    net: Path                         # train prototxt
+    data: str | Path                  # dataset folder
+    out: Path                         # weights, loss log, solver state
+    iters: int
+    imageset: str = "train"
+    prefix: str = "model"             # <out>/<prefix>_iter_N.caffemodel
+    solver: Path | None = None        # solver template (default: Adam, lr 0.001)
+    lr: float | None = None           # base_lr override
+    stepsize: int | None = None       # lr x 0.1 every stepsize iterations
+    weights: Path | None = None       # initial weights
+    resume: Path | None = None        # a .solverstate to continue from
+    display: int = 50                 # progress line every N iterations
+    snapshot_iters: int = 0           # resumable snapshot every N iterations (0: at the end)
+    gpu: int | None = None            # GPU id on a CUDA build; CPU when None
+
+    def final_weights(self) -> Path:
+        return self.out / f"{self.prefix}_iter_{self.iters}.caffemodel"
+
+
+def train(config: AttrDict, spec: TrainSpec) -> Path:
+    """Trains spec.net and returns the final weights' path. Raises training.TrainingStopped
+    when stopped early (Ctrl-C, non-finite loss) after saving what it could."""
+    from rcnn.datasets import open_dataset
+    from rcnn.datasets.imdb import train_roidb
+    from rcnn.runtime import seed_everything, set_device
+    from rcnn.training import Trainer, write_solver
+
+    spec.out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.RNG_SEED)
+    device = set_device(spec.gpu)
+    overrides: dict[str, Any] = {}
+    if spec.lr:
+        overrides["base_lr"] = spec.lr
+    if spec.stepsize:
+        overrides.update(lr_policy="step", gamma=0.1, stepsize=spec.stepsize)
+    solver = write_solver(spec.solver, spec.net, spec.out, spec.prefix, overrides)
+    roidb = train_roidb(open_dataset(spec.data, spec.imageset), config.TRAIN.USE_FLIPPED)
+    log.info("training %s on %s for %d iterations (%s)", spec.net, spec.data, spec.iters,
+             device)
+    activate(config)
+    trainer = Trainer(solver, roidb, spec.out, spec.prefix, config.TRAIN, spec.weights,
+                      spec.resume)
+    return trainer.train(spec.iters, spec.display, spec.snapshot_iters)
+
+
+def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | Path,
+                        imageset: str = "test", max_images: int = 0,
+                        with_detections: bool = True,
+                        gpu: int | None = None) -> dict[str, Any]:
+    """Runs the test net over an image set and evaluates its detections: per-class and mean
+    AP figures, seconds per image and (with_detections) every detection, as test_net's JSON
+    holds them."""
+    import caffe
+
+    from rcnn.datasets import open_dataset
+    from rcnn.evaluation import evaluate
+    from rcnn.inference import detect_all
+    from rcnn.runtime import set_device
+
+    device = set_device(gpu)
+    imdb = open_dataset(data, imageset)
+    roidb = imdb.gt_roidb()
+    if max_images:
+        roidb = roidb[:max_images]
+    activate(config)
+    test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
+    log.info("testing %s on %d images of %s (%s)", weights, len(roidb), imdb.name, device)
+    all_dets, sec = detect_all(test_net, roidb, imdb.num_classes, config.TEST,
+                               pixel_means(config))
+    metrics = evaluate(all_dets, roidb, imdb.classes)
+    m = metrics["mean"]
+    log.info("AP %.3f | AP50 %.3f | AP75 %.3f | VOC07 AP50 %.3f | %.3f s/image",
+             m["ap"], m["ap50"], m["ap75"], m["voc07_ap50"], sec)
+    for name, r in metrics["per_class"].items():
+        log.info("  %-12s AP %.3f AP50 %.3f AP75 %.3f (%d objects)", name, r["ap"], r["ap50"],
+                 r["ap75"], r["num_gt"])
+    result = {"net": str(net), "weights": str(weights), "dataset": imdb.name,
+              "num_images": len(roidb), "seconds_per_image": sec, **metrics}
+    if with_detections:
+        result["detections"] = {
+            e["index"]: [[imdb.classes[c], *map(float, d)] for c in range(1, imdb.num_classes)
+                         for d in all_dets[c][i]] for i, e in enumerate(roidb)}
+    return result
+
+
+def write_json(data: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    log.info("wrote %s", path)
+    return path
+
+
+@dataclass
+class Run:
+    """What train_and_evaluate did: the weights, the results (test_net's JSON) and the
+    seconds each step took (0 for a step skipped because it was already done)."""
+
+    weights: Path
+    results: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def train_and_evaluate(config: AttrDict, spec: TrainSpec, test_net: Path, results: Path,
+                       with_detections: bool = True, reuse_results: bool = False) -> Run:
+    """Trains (skipped when the final weights are there; resumed from the newest snapshot in
+    spec.out when there is one and spec.resume is not given), then evaluates on the dataset's
+    test set and writes the results to `results`. With reuse_results, results already there
+    are returned as they are."""
+    from rcnn.training import latest_state
+
+    final = spec.final_weights()
+    if reuse_results and results.is_file() and final.is_file():
+        log.info("results present: %s", results)
+        return Run(final, json.loads(results.read_text()), {"train": 0.0, "test": 0.0})
+    seconds = {}
+    t = time.monotonic()
+    if final.is_file():
+        log.info("trained model present: %s", final)
+    else:
+        if spec.resume is None:
+            spec.resume = latest_state(spec.out, spec.prefix)
+        final = train(config, spec)
+    seconds["train"] = time.monotonic() - t
+    t = time.monotonic()
+    result = detect_and_evaluate(config, test_net, final, spec.data,
+                                 with_detections=with_detections, gpu=spec.gpu)
+    write_json(result, results)
+    seconds["test"] = time.monotonic() - t
+    return Run(final, result, seconds)
+
+
+def draw_detections_on(config: AttrDict, net: Path, weights: Path,
+                       images: Sequence[tuple[str, np.ndarray | None]],
+                       classes: Sequence[str] | None, thresh: float, out: Path,
+                       gpu: int | None = None) -> Path:
+    """One PNG, a grid of the images with the detections scoring at least thresh drawn in
+    colour (and ground truth boxes, where given, in white)."""
+    import caffe
+
+    from rcnn.blob import load_image_bgr
+    from rcnn.inference import detections_per_class, im_detect
+    from rcnn.plots import draw_detections, grid
+    from rcnn.runtime import set_device
+
+    set_device(gpu)
+    activate(config)
+    test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
+    means = pixel_means(config)
+    pictures = []
+    for path, gt in images:
+        scores, boxes = im_detect(test_net, load_image_bgr(path), config.TEST, means)
+        dets = detections_per_class(scores, boxes, config.TEST)
+        names = classes or [f"class{c}" for c in range(len(dets))]
+        shown = [(names[c], d[d[:, 4] >= thresh]) for c, d in enumerate(dets) if c > 0]
+        log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), thresh)
+        pictures.append(draw_detections(path, shown, gt))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(pictures).save(out)
+    log.info("wrote %s", out)
+    return out
