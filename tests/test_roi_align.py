@@ -124,3 +124,14 @@ def test_bad_parameters_are_clear_errors(caffe):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "ROIAlign layer 'roi_layer': roi_pooling_param.bi_type must be 0" in proc.stderr
+
+
+def test_sampling_ratio_above_the_cap_is_a_clear_error(caffe):
+    # grid_h * grid_w must fit an int: sampling_ratio is capped at kMaxGrid = 1024.
+    script = ("from rcnn.roi_harness.nets import RoILayerRunner\n"
+              "RoILayerRunner('ROIAlign', (1, 1, 4, 4), 1, pooled_h=2, pooled_w=2, "
+              "sampling_ratio=46341)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert ("ROIAlign layer 'roi_layer': roi_pooling_param.sampling_ratio must be -1, 0 "
+            "(adaptive) or in [1, 1024], got 46341") in proc.stderr

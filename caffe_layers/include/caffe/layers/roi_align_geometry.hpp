@@ -14,6 +14,26 @@
 //    clamped to [0, size - 1] and interpolated, the weights staying whole at the last row/col.
 //  * bilinear: 2 taps per axis; bicubic: 4 taps, cubic convolution with a = -1, neighbours
 //    clamped to the map.
+//
+// Floating-point policy (CPU and GPU do the same arithmetic):
+//  * Every function here is one sequence of IEEE operations, evaluated in the same order on
+//    both sides. nvcc compiles our .cu files with --fmad=false (Makefile.config: no fused
+//    multiply-adds; division is IEEE-rounded, no --use_fast_math) and the host with
+//    -ffp-contract=off, so sample coordinates, taps, interpolated values, forward outputs and
+//    MAX argmaxes agree bit for bit. A MAX tie (two samples with the same value, e.g. both
+//    clamped to the last row) is resolved identically: the first sample wins on both sides.
+//  * Backward: each gradient term (top diff x tap weights) is also bit-identical, but the GPU
+//    adds the terms of one bottom element with atomics, in no fixed order, while the CPU adds
+//    them in RoI / bin order. For n terms x_i, each order is within (n - 1) u sum |x_i| of the
+//    exact sum (u = 2^-24 float, 2^-53 double), so CPU and GPU may differ by up to
+//    2 (n - 1) u sum |x_i| per element, relative to the terms' magnitude, not to the result
+//    (which may cancel to ~0). An element with one term is exact. test_roi_layers_gpu.cpp
+//    checks exactly this.
+// Bounds: sampling_ratio <= kMaxGrid (checked at setup: an error names the layer and value),
+// adaptive grids are capped at kMaxGrid, so grid_h * grid_w <= 2^20 never overflows an int.
+// Kernel loops (CUDA_KERNEL_LOOP, int index plus a grid stride) are safe for counts up to
+// kMaxKernelCount (roi_layer_common.hpp, about 2^30); larger tops or bottoms are a clear error
+// before any launch, and a count of 0 launches nothing.
 #ifndef CAFFE_ROI_ALIGN_GEOMETRY_HPP_
 #define CAFFE_ROI_ALIGN_GEOMETRY_HPP_
 
@@ -26,7 +46,8 @@ namespace roi_align {
 
 enum Interp { kBilinear = 0, kBicubic = 1 };
 enum Alignment { kCaffe = 0, kDetectron = 1, kHalfPixel = 2 };
-// Largest number of samples per bin along one axis (adaptive sampling only).
+// Largest number of samples per bin along one axis: the cap of adaptive sampling and the
+// largest sampling_ratio accepted.
 const int kMaxGrid = 1024;
 
 // What the geometry needs to know about the layer and its bottom: plain data, passed to

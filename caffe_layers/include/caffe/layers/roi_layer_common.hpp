@@ -2,6 +2,9 @@
 #ifndef CAFFE_ROI_LAYER_COMMON_HPP_
 #define CAFFE_ROI_LAYER_COMMON_HPP_
 
+#include <stdint.h>
+
+#include <climits>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -15,6 +18,22 @@ namespace caffe {
 // "ROIAlign layer 'roi_pool5'": how every RoI layer error starts.
 inline std::string RoiLayerName(const LayerParameter& param) {
   return std::string(param.type()) + " layer '" + param.name() + "'";
+}
+
+// Largest element count a RoI kernel may loop over. CUDA_KERNEL_LOOP keeps an int index i < n
+// and adds the grid stride (< n + 512 with CAFFE_GET_BLOCKS), so i + stride stays below INT_MAX
+// only for n <= (INT_MAX - 1024) / 2, about 2^30 (Caffe's blobs allow up to INT_MAX).
+const int kMaxKernelCount = (INT_MAX - 1024) / 2;
+
+inline bool RoiKernelCountOk(int64_t count) {
+  return count >= 0 && count <= kMaxKernelCount;
+}
+
+// Called before a kernel launch over `count` elements of `what`: a clear error past the cap.
+inline void CheckRoiKernelCount(const LayerParameter& param, int64_t count,
+    const char* what) {
+  CHECK(RoiKernelCountOk(count)) << RoiLayerName(param) << ": " << what << " has " << count
+      << " elements; the CUDA kernels handle at most " << kMaxKernelCount;
 }
 
 // pooled_h, pooled_w > 0 and a finite spatial_scale > 0, as ROIAlign and ROIPooling need.

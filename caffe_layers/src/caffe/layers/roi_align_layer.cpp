@@ -21,8 +21,9 @@ void ROIAlignLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
       << rp.pad_ratio();
   CHECK_LE(rp.bi_type(), 1u) << who
       << ": roi_pooling_param.bi_type must be 0 (bilinear) or 1 (bicubic)";
-  CHECK_GE(rp.sampling_ratio(), -1) << who
-      << ": roi_pooling_param.sampling_ratio must be -1, 0 (adaptive) or > 0";
+  CHECK(rp.sampling_ratio() >= -1 && rp.sampling_ratio() <= roi_align::kMaxGrid) << who
+      << ": roi_pooling_param.sampling_ratio must be -1, 0 (adaptive) or in [1, "
+      << roi_align::kMaxGrid << "], got " << rp.sampling_ratio();
   params_.pooled_h = rp.pooled_h();
   params_.pooled_w = rp.pooled_w();
   params_.spatial_scale = rp.spatial_scale();

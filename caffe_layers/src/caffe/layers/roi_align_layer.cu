@@ -1,6 +1,8 @@
-// CUDA RoIAlign: one thread per output element (grid-stride loop), geometry and interpolation
-// from roi_align_geometry.hpp, backward by atomic adds. Compiled to nothing under the
-// ROI_LAYERS_CPU_ONLY switch (the layer then runs its CPU code in GPU mode).
+// CUDA RoIAlign: one thread per output element (grid-stride loop), geometry and
+// interpolation from roi_align_geometry.hpp (its floating-point and bounds policy applies),
+// backward by atomic adds. No launch has a count of 0 or one past kMaxKernelCount. Compiled
+// to nothing under the ROI_LAYERS_CPU_ONLY switch (the layer then runs its CPU code in GPU
+// mode).
 #ifndef ROI_LAYERS_CPU_ONLY
 
 #include <vector>
@@ -86,9 +88,10 @@ __global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS, 1) ROIAlignBackward(
 template <typename Dtype>
 void ROIAlignLayer<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,
     const vector<Blob<Dtype>*>& top) {
-  if (num_rois_ == 0) return;
-  CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
   const int count = top[0]->count();
+  if (count == 0) return;  // no RoIs (or no channels): launch nothing
+  CheckRoiKernelCount(this->layer_param_, count, "top");
+  CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
   const Dtype* data = bottom[0]->gpu_data();
   const Dtype* rois = bottom[1]->gpu_data();
   Dtype* top_data = top[0]->mutable_gpu_data();
@@ -104,11 +107,12 @@ void ROIAlignLayer<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,
 template <typename Dtype>
 void ROIAlignLayer<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,
     const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
-  if (!propagate_down[0]) return;
+  if (!propagate_down[0] || bottom[0]->count() == 0) return;  // nothing to write
   Dtype* diff = bottom[0]->mutable_gpu_diff();
   caffe_gpu_set(bottom[0]->count(), Dtype(0), diff);
-  if (num_rois_ == 0) return;
   const int count = top[0]->count();
+  if (count == 0) return;
+  CheckRoiKernelCount(this->layer_param_, count, "top");
   const Dtype* top_diff = top[0]->gpu_diff();
   const Dtype* rois = bottom[1]->gpu_data();
   const int* argmax = params_.is_max ? argmax_.gpu_data() : NULL;

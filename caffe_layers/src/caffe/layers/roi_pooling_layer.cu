@@ -1,5 +1,6 @@
 // CUDA RoI max pooling: one thread per output element; backward by atomic adds at each
-// output's argmax. Compiled to nothing under ROI_LAYERS_CPU_ONLY.
+// output's argmax. Compiled to nothing under ROI_LAYERS_CPU_ONLY. No launch has a count of 0 or
+// one past kMaxKernelCount (roi_layer_common.hpp).
 #ifndef ROI_LAYERS_CPU_ONLY
 
 #include <vector>
@@ -49,9 +50,10 @@ __global__ void __launch_bounds__(CAFFE_CUDA_NUM_THREADS, 1) ROIPoolBackward(
 template <typename Dtype>
 void ROIPoolingLayer<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,
     const vector<Blob<Dtype>*>& top) {
-  if (num_rois_ == 0) return;
-  CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
   const int count = top[0]->count();
+  if (count == 0) return;  // no RoIs (or no channels): launch nothing
+  CheckRoiKernelCount(this->layer_param_, count, "top");
+  CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
   // NOLINT_NEXT_LINE(whitespace/operators)
   ROIPoolForward<Dtype><<<CAFFE_GET_BLOCKS(count), CAFFE_CUDA_NUM_THREADS>>>(
       count, bottom[0]->gpu_data(), bottom[1]->gpu_data(), spatial_scale_, channels_,
@@ -63,11 +65,12 @@ void ROIPoolingLayer<Dtype>::Forward_gpu(const vector<Blob<Dtype>*>& bottom,
 template <typename Dtype>
 void ROIPoolingLayer<Dtype>::Backward_gpu(const vector<Blob<Dtype>*>& top,
     const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
-  if (!propagate_down[0]) return;
+  if (!propagate_down[0] || bottom[0]->count() == 0) return;  // nothing to write
   Dtype* diff = bottom[0]->mutable_gpu_diff();
   caffe_gpu_set(bottom[0]->count(), Dtype(0), diff);
-  if (num_rois_ == 0) return;
   const int count = top[0]->count();
+  if (count == 0) return;
+  CheckRoiKernelCount(this->layer_param_, count, "top");
   // NOLINT_NEXT_LINE(whitespace/operators)
   ROIPoolBackward<Dtype><<<CAFFE_GET_BLOCKS(count), CAFFE_CUDA_NUM_THREADS>>>(
       count, top[0]->gpu_diff(), argmax_.gpu_data(), bottom[1]->gpu_data(), channels_,

@@ -65,7 +65,8 @@ void SmoothL1LossLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
     if (!propagate_down[i]) continue;
     const Dtype sign = i == 0 ? 1 : -1;
     const Dtype alpha = sign * top[0]->cpu_diff()[0] / std::max(bottom[0]->num(), 1);
-    caffe_cpu_axpby(bottom[i]->count(), alpha, grad_.cpu_data(), Dtype(0),
+    // diff = alpha * grad, whatever the diff held (axpby with beta 0 may compute 0 * NaN).
+    caffe_cpu_scale(bottom[i]->count(), alpha, grad_.cpu_data(),
         bottom[i]->mutable_cpu_diff());
   }
 }

@@ -1,3 +1,6 @@
+#include <stdint.h>
+
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -8,6 +11,7 @@
 #include "caffe/common.hpp"
 #include "caffe/filler.hpp"
 #include "caffe/layers/roi_align_layer.hpp"
+#include "caffe/layers/roi_layer_common.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
 #include "caffe/test/test_gradient_check_util.hpp"
@@ -275,6 +279,47 @@ TYPED_TEST(ROIAlignLayerTest, TestBadBatchIndexDies) {
   EXPECT_DEATH(layer.Forward(this->bottom_, this->top_vec_), "row 1 has batch index 2;");
   this->rois_->mutable_cpu_data()[5] = -1;
   EXPECT_DEATH(layer.Forward(this->bottom_, this->top_vec_), "row 1 has batch index -1;");
+}
+
+// sampling_ratio is capped at kMaxGrid (1024): grid_h * grid_w must not overflow an int.
+TYPED_TEST(ROIAlignLayerTest, TestSamplingRatioCap) {
+  typedef typename TypeParam::Dtype Dtype;
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  this->data_->Reshape(1, 1, 4, 4);
+  this->SetRois(std::vector<Dtype>{0, 0, 0, 1, 1});
+  LayerParameter p = this->Param(1, 1, 1);
+  p.mutable_roi_pooling_param()->set_sampling_ratio(roi_align::kMaxGrid);
+  ROIAlignLayer<Dtype> ok(p);
+  ok.SetUp(this->bottom_, this->top_vec_);  // the cap itself is accepted
+  p.mutable_roi_pooling_param()->set_sampling_ratio(roi_align::kMaxGrid + 1);
+  ROIAlignLayer<Dtype> layer(p);
+  EXPECT_DEATH(layer.SetUp(this->bottom_, this->top_vec_),
+      "ROIAlign layer 'roi_align_test': roi_pooling_param.sampling_ratio must be -1, 0 "
+      "\\(adaptive\\) or in \\[1, 1024\\], got 1025");
+  p.mutable_roi_pooling_param()->set_sampling_ratio(46341);
+  ROIAlignLayer<Dtype> big(p);
+  EXPECT_DEATH(big.SetUp(this->bottom_, this->top_vec_), "got 46341");
+}
+
+// The CUDA kernels' element cap: CUDA_KERNEL_LOOP's int index plus the grid stride must not
+// overflow, so counts up to (INT_MAX - 1024) / 2 are accepted and larger ones refused.
+TEST(RoiKernelCountTest, CapKeepsTheGridStrideLoopInRange) {
+  EXPECT_TRUE(RoiKernelCountOk(0));
+  EXPECT_TRUE(RoiKernelCountOk(kMaxKernelCount));
+  EXPECT_FALSE(RoiKernelCountOk(static_cast<int64_t>(kMaxKernelCount) + 1));
+  EXPECT_FALSE(RoiKernelCountOk(INT_MAX));
+  EXPECT_FALSE(RoiKernelCountOk(-1));
+  // The last index below the cap plus the largest stride CAFFE_GET_BLOCKS gives (count
+  // rounded up to 512 threads) still fits an int.
+  const int64_t stride = (static_cast<int64_t>(kMaxKernelCount) + 511) / 512 * 512;
+  EXPECT_LE(kMaxKernelCount - 1 + stride, static_cast<int64_t>(INT_MAX));
+  LayerParameter p;
+  p.set_name("roi_align_test");
+  p.set_type("ROIAlign");
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(CheckRoiKernelCount(p, static_cast<int64_t>(kMaxKernelCount) + 1, "top"),
+      "ROIAlign layer 'roi_align_test': top has 1073741312 elements; the CUDA kernels "
+      "handle at most 1073741311");
 }
 
 // Gradient checks over pool x bi_type x grid x alignment x pad_ratio.

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -7,6 +8,7 @@
 #include "caffe/common.hpp"
 #include "caffe/filler.hpp"
 #include "caffe/layers/smooth_l1_loss_layer.hpp"
+#include "caffe/util/math_functions.hpp"
 
 #include "caffe/test/test_caffe_main.hpp"
 #include "caffe/test/test_gradient_check_util.hpp"
@@ -97,6 +99,49 @@ TYPED_TEST(SmoothL1LossLayerTest, TestGradient) {
       GradientChecker<Dtype> checker(1e-3, 1e-2, 1701);
       checker.CheckGradientExhaustive(&layer, bottom, this->top_vec_, 0);
       checker.CheckGradientExhaustive(&layer, bottom, this->top_vec_, 1);
+    }
+  }
+}
+
+// An image whose proposal target gives no RoIs: zero elements, loss 0, nothing to propagate.
+// Also after a non-empty batch (the GPU code caches a vector of ones of the last size).
+TYPED_TEST(SmoothL1LossLayerTest, TestZeroElements) {
+  typedef typename TypeParam::Dtype Dtype;
+  for (int n = 2; n <= 4; n += 2) {
+    SmoothL1LossLayer<Dtype> layer(this->Param(3));
+    vector<Blob<Dtype>*> full = this->Bottom(n);
+    layer.SetUp(full, this->top_vec_);
+    layer.Forward(full, this->top_vec_);
+    EXPECT_GT(this->top_->cpu_data()[0], 0);
+    vector<Blob<Dtype>*> empty;
+    for (int i = 0; i < n; ++i) empty.push_back(new Blob<Dtype>(std::vector<int>{0, 4}));
+    layer.Reshape(empty, this->top_vec_);
+    layer.Forward(empty, this->top_vec_);
+    EXPECT_EQ(this->top_->cpu_data()[0], 0);
+    this->top_->mutable_cpu_diff()[0] = 1;
+    layer.Backward(this->top_vec_, vector<bool>(n, true), empty);
+    EXPECT_EQ(empty[0]->count(), 0);
+    for (int i = 0; i < n; ++i) delete empty[i];
+  }
+}
+
+// Backward overwrites the bottom diffs, whatever they held (a NaN from an earlier pass too).
+TYPED_TEST(SmoothL1LossLayerTest, TestBackwardOverwritesNaN) {
+  typedef typename TypeParam::Dtype Dtype;
+  vector<Blob<Dtype>*> bottom = this->Bottom(4);
+  SmoothL1LossLayer<Dtype> layer(this->Param(1));
+  layer.SetUp(bottom, this->top_vec_);
+  layer.Forward(bottom, this->top_vec_);
+  this->top_->mutable_cpu_diff()[0] = 1;
+  for (int i = 0; i < 2; ++i) {
+    caffe_set(bottom[i]->count(), std::numeric_limits<Dtype>::quiet_NaN(),
+        bottom[i]->mutable_cpu_diff());
+  }
+  vector<bool> down{true, true, false, false};
+  layer.Backward(this->top_vec_, down, bottom);
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < bottom[i]->count(); ++j) {
+      ASSERT_TRUE(std::isfinite(bottom[i]->cpu_diff()[j])) << i << " " << j;
     }
   }
 }
