@@ -46,6 +46,12 @@ class ROIAlignLayer : public Layer<Dtype> {
   // channels. Row taps of RoI r start at tap_y_start_[r] (pooled_h * grid_h of them), column
   // taps at tap_x_start_[r].
   void ComputeTaps(const Blob<Dtype>& rois);
+  // The CPU passes with K taps per axis (2 bilinear, 4 bicubic), as with_tap_count chooses.
+  template <int K>
+  void ForwardCpuTaps(const Dtype* data, const Dtype* rois, Dtype* top_data, int* argmax);
+  template <int K>
+  void BackwardCpuTaps(const Dtype* rois, const Dtype* top_diff, const int* argmax,
+      Dtype* diff);
 
   roi_align::Params<Dtype> params_;
   int channels_;

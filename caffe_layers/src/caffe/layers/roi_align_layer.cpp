@@ -111,34 +111,40 @@ void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
   if (num_rois_ == 0) return;
   CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
   ComputeTaps(*bottom[1]);
-  const roi_align::Params<Dtype>& p = params_;
   const Dtype* data = bottom[0]->cpu_data();
   const Dtype* rois = bottom[1]->cpu_data();
   Dtype* top_data = top[0]->mutable_cpu_data();
-  int* argmax = p.is_max ? argmax_.mutable_cpu_data() : NULL;
+  int* argmax = params_.is_max ? argmax_.mutable_cpu_data() : NULL;
+  roi_align::with_tap_count(params_.bi_type, [&](auto taps) {
+    this->template ForwardCpuTaps<decltype(taps)::value>(data, rois, top_data, argmax);
+  });
+}
+
+template <typename Dtype>
+template <int K>
+void ROIAlignLayer<Dtype>::ForwardCpuTaps(const Dtype* data, const Dtype* rois,
+    Dtype* top_data, int* argmax) {
+  const roi_align::Params<Dtype>& p = params_;
   const int plane = p.height * p.width, bins = p.pooled_h * p.pooled_w;
   const int channels = channels_;
-  roi_align::with_tap_count(p.bi_type, [&](auto taps) {
-    const int K = decltype(taps)::value;
 #pragma omp parallel for schedule(dynamic, 16)
-    for (int nc = 0; nc < num_rois_ * channels; ++nc) {
-      const int n = nc / channels, c = nc % channels;
-      const int batch = static_cast<int>(rois[n * 5]);
-      const Dtype* in = data + (batch * channels + c) * plane;
-      const Box<Dtype>& b = boxes_[n];
-      int am = -1;
-      for (int ph = 0; ph < p.pooled_h; ++ph) {
-        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-        for (int pw = 0; pw < p.pooled_w; ++pw) {
-          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-          const int o = nc * bins + ph * p.pooled_w + pw;
-          top_data[o] = roi_align::pool_bin<K>(in, p.width, b.grid_h, b.grid_w, p.is_max,
-              ty, tx, &am);
-          if (argmax) argmax[o] = am;
-        }
+  for (int nc = 0; nc < num_rois_ * channels; ++nc) {
+    const int n = nc / channels, c = nc % channels;
+    const int batch = static_cast<int>(rois[n * 5]);
+    const Dtype* in = data + (batch * channels + c) * plane;
+    const Box<Dtype>& b = boxes_[n];
+    int am = -1;
+    for (int ph = 0; ph < p.pooled_h; ++ph) {
+      const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
+      for (int pw = 0; pw < p.pooled_w; ++pw) {
+        const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
+        const int o = nc * bins + ph * p.pooled_w + pw;
+        top_data[o] = roi_align::pool_bin<K>(in, p.width, b.grid_h, b.grid_w, p.is_max, ty,
+            tx, &am);
+        if (argmax) argmax[o] = am;
       }
     }
-  });
+  }
 }
 
 template <typename Dtype>
@@ -150,34 +156,40 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   caffe_set(bottom[0]->count(), Dtype(0), diff);
   if (num_rois_ == 0) return;
   ComputeTaps(*bottom[1]);
-  const roi_align::Params<Dtype>& p = params_;
   const Dtype* rois = bottom[1]->cpu_data();
   const Dtype* top_diff = top[0]->cpu_diff();
-  const int* argmax = p.is_max ? argmax_.cpu_data() : NULL;
+  const int* argmax = params_.is_max ? argmax_.cpu_data() : NULL;
+  roi_align::with_tap_count(params_.bi_type, [&](auto taps) {
+    this->template BackwardCpuTaps<decltype(taps)::value>(rois, top_diff, argmax, diff);
+  });
+}
+
+template <typename Dtype>
+template <int K>
+void ROIAlignLayer<Dtype>::BackwardCpuTaps(const Dtype* rois, const Dtype* top_diff,
+    const int* argmax, Dtype* diff) {
+  const roi_align::Params<Dtype>& p = params_;
   const int plane = p.height * p.width, bins = p.pooled_h * p.pooled_w;
   const int channels = channels_;
   // One channel per thread: a channel's gradient planes are written by that thread alone.
-  roi_align::with_tap_count(p.bi_type, [&](auto taps) {
-    const int K = decltype(taps)::value;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int c = 0; c < channels; ++c) {
-      for (int n = 0; n < num_rois_; ++n) {
-        const int batch = static_cast<int>(rois[n * 5]);
-        Dtype* out = diff + (batch * channels + c) * plane;
-        const Box<Dtype>& b = boxes_[n];
-        const int nc = n * channels + c;
-        for (int ph = 0; ph < p.pooled_h; ++ph) {
-          const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-          for (int pw = 0; pw < p.pooled_w; ++pw) {
-            const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-            const int o = nc * bins + ph * p.pooled_w + pw;
-            roi_align::scatter_bin<K>(out, p.width, b.grid_h, b.grid_w, p.is_max,
-                argmax ? argmax[o] : -1, top_diff[o], ty, tx, PlainAdd<Dtype>());
-          }
+  for (int c = 0; c < channels; ++c) {
+    for (int n = 0; n < num_rois_; ++n) {
+      const int batch = static_cast<int>(rois[n * 5]);
+      Dtype* out = diff + (batch * channels + c) * plane;
+      const Box<Dtype>& b = boxes_[n];
+      const int nc = n * channels + c;
+      for (int ph = 0; ph < p.pooled_h; ++ph) {
+        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
+        for (int pw = 0; pw < p.pooled_w; ++pw) {
+          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
+          const int o = nc * bins + ph * p.pooled_w + pw;
+          roi_align::scatter_bin<K>(out, p.width, b.grid_h, b.grid_w, p.is_max,
+              argmax ? argmax[o] : -1, top_diff[o], ty, tx, PlainAdd<Dtype>());
         }
       }
     }
-  });
+  }
 }
 
 #if defined(CPU_ONLY)
