@@ -10,6 +10,29 @@
 
 namespace caffe {
 
+namespace roi_align {
+
+// The geometry's view of a layer's roi_pooling_param on a height x width map: sampling_ratio
+// -1 resolved through is_multi_interpolate (2 x 2 or 1 sample per bin).
+template <typename Dtype>
+Params<Dtype> ParamsFrom(const ROIPoolingParameter& rp, int height, int width) {
+  Params<Dtype> p;
+  p.height = height;
+  p.width = width;
+  p.pooled_h = rp.pooled_h();
+  p.pooled_w = rp.pooled_w();
+  p.spatial_scale = rp.spatial_scale();
+  p.pad_ratio = rp.pad_ratio();
+  p.bi_type = rp.bi_type();
+  p.alignment = rp.alignment();
+  p.sampling_ratio = rp.sampling_ratio() >= 0 ? rp.sampling_ratio()
+      : (rp.is_multi_interpolate() ? 2 : 1);
+  p.is_max = rp.pool() == ROIPoolingParameter_PoolMethod_MAX;
+  return p;
+}
+
+}  // namespace roi_align
+
 /**
  * @brief RoIAlign: pools each region of interest into a fixed pooled_h x pooled_w grid by
  *        interpolating the feature map at sample points, with no rounding of the region.

@@ -24,15 +24,7 @@ void ROIAlignLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
   CHECK(rp.sampling_ratio() >= -1 && rp.sampling_ratio() <= roi_align::kMaxGrid) << who
       << ": roi_pooling_param.sampling_ratio must be -1, 0 (adaptive) or in [1, "
       << roi_align::kMaxGrid << "], got " << rp.sampling_ratio();
-  params_.pooled_h = rp.pooled_h();
-  params_.pooled_w = rp.pooled_w();
-  params_.spatial_scale = rp.spatial_scale();
-  params_.pad_ratio = rp.pad_ratio();
-  params_.bi_type = rp.bi_type();
-  params_.alignment = rp.alignment();
-  params_.sampling_ratio = rp.sampling_ratio() >= 0 ? rp.sampling_ratio()
-      : (rp.is_multi_interpolate() ? 2 : 1);
-  params_.is_max = rp.pool() == ROIPoolingParameter_PoolMethod_MAX;
+  params_ = roi_align::ParamsFrom<Dtype>(rp, 0, 0);  // the map size is set in Reshape
 }
 
 template <typename Dtype>

@@ -182,18 +182,8 @@ struct HostTaps {
 // the reference run's argmaxes.
 vector<double> ROIAlignGradTolerance(const ROIPoolingParameter& rp, const Blob<float>& data,
     const Blob<float>& rois, const vector<float>& top_diff, const vector<int>& argmax) {
-  roi_align::Params<float> p;
-  p.height = data.height();
-  p.width = data.width();
-  p.pooled_h = rp.pooled_h();
-  p.pooled_w = rp.pooled_w();
-  p.spatial_scale = rp.spatial_scale();
-  p.pad_ratio = rp.pad_ratio();
-  p.bi_type = rp.bi_type();
-  p.alignment = rp.alignment();
-  p.sampling_ratio = rp.sampling_ratio() >= 0 ? rp.sampling_ratio()
-      : (rp.is_multi_interpolate() ? 2 : 1);
-  p.is_max = rp.pool() == ROIPoolingParameter_PoolMethod_MAX;
+  const roi_align::Params<float> p =
+      roi_align::ParamsFrom<float>(rp, data.height(), data.width());
   const int channels = data.channels(), plane = p.height * p.width;
   TermStats stats(data.count());
   vector<float> scratch(data.count());
