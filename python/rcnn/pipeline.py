@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ def train_and_evaluate(config: AttrDict, spec: TrainSpec, test_net: Path, result
         log.info("trained model present: %s", final)
     else:
         if spec.resume is None:
-            spec.resume = latest_state(spec.out, spec.prefix)
+            spec = replace(spec, resume=latest_state(spec.out, spec.prefix))
         final = train(config, spec)
     seconds["train"] = time.monotonic() - t
     t = time.monotonic()
