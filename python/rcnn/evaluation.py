@@ -1,5 +1,6 @@
 """Detection evaluation: PASCAL VOC AP (2007 11-point and area under the curve) and
-COCO-style AP over IoU 0.50:0.05:0.95 (101-point interpolation), per class and mean.
+COCO-style AP over IoU 0.50:0.05:0.95 (101-point interpolation), per class and mean; and, for
+COCO-format datasets, pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl and the recalls).
 
 Detections: per class, a list over images of (K, 5) arrays [x1, y1, x2, y2, score].
 Ground truth: the roidb (boxes, gt_classes, difficult); difficult objects neither count as
@@ -7,6 +8,9 @@ positives nor make a detection false.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +18,10 @@ import numpy as np
 
 from rcnn.boxes import bbox_overlaps
 
-COCO_IOUS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
+log = logging.getLogger(__name__)
+
+# COCOeval's thresholds, to the last bit (0.8999999999999999 included)
+COCO_IOUS = tuple(float(t) for t in np.linspace(0.5, 0.95, 10))
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
@@ -92,15 +99,15 @@ def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str,
         dets = [np.asarray(d).reshape(-1, 5) for d in all_dets[c]]
         res: dict[str, float] = {}
         coco = []
-        for iou in COCO_IOUS:
+        for k, iou in enumerate(COCO_IOUS):
             rec, prec = pr_curve(*match_class(dets, gts, diffs, iou))
             ap = coco_ap(rec, prec)
             coco.append(ap)
-            if iou == 0.5:
+            if k == 0:    # 0.5
                 res["voc07_ap50"] = voc_ap(rec, prec, use_07_metric=True)
                 res["voc_ap50"] = voc_ap(rec, prec)
                 res["ap50"] = ap
-            if iou == 0.75:
+            if k == 5:    # 0.75
                 res["ap75"] = ap
         res["ap"] = float(np.mean(coco))
         res["num_gt"] = int(sum((~d).sum() for d in diffs))
@@ -108,3 +115,52 @@ def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str,
     keys = ("ap", "ap50", "ap75", "voc07_ap50", "voc_ap50")
     mean = {k: float(np.mean([r[k] for r in per_class.values()])) for k in keys}
     return {"mean": mean, "per_class": per_class}
+
+
+COCOEVAL_STATS = ("ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10", "ar100", "ars",
+                  "arm", "arl")
+
+
+def coco_results(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str, Any]],
+                 category_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Detections in COCO's result format; class c is category_ids[c - 1], roidb entries
+    carry their COCO image "id", and boxes go from inclusive pixels to [x, y, w, h]."""
+    out = []
+    for c, cid in enumerate(category_ids, start=1):
+        for i, e in enumerate(roidb):
+            for x1, y1, x2, y2, score in np.asarray(all_dets[c][i]).reshape(-1, 5).tolist():
+                out.append({"image_id": e["id"], "category_id": cid, "score": score,
+                            "bbox": [x1, y1, x2 - x1 + 1, y2 - y1 + 1]})
+    return out
+
+
+def cocoeval(coco_gt, results: list[dict[str, Any]], image_ids: Sequence[int],
+             classes: Sequence[str], category_ids: Sequence[int]) -> dict[str, Any]:
+    """pycocotools' COCOeval of `results` on image_ids of coco_gt (a pycocotools COCO): the
+    12 summary figures (-1 where undefined) and the AP of each class; its summary table is
+    logged."""
+    from pycocotools.cocoeval import COCOeval
+
+    from rcnn.datasets.coco import quietly
+
+    if not results:
+        return {"mean": dict.fromkeys(COCOEVAL_STATS, 0.0),
+                "per_class": {name: 0.0 for name in classes[1:]}}
+    dt = quietly(coco_gt.loadRes, results)
+    ev = COCOeval(coco_gt, dt, "bbox")
+    ev.params.imgIds = list(image_ids)
+    ev.params.catIds = list(category_ids)
+    quietly(ev.evaluate)
+    quietly(ev.accumulate)
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        ev.summarize()
+    for line in table.getvalue().splitlines():
+        log.info("COCOeval %s", line.strip())
+    precision = ev.eval["precision"]     # [iou, recall, class, area, max dets]
+    per_class = {}
+    for k, name in enumerate(classes[1:]):
+        p = precision[:, :, k, 0, -1]
+        per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else -1.0
+    return {"mean": {k: float(v) for k, v in zip(COCOEVAL_STATS, ev.stats, strict=True)},
+            "per_class": per_class}

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from rcnn.blob import images_to_blob, load_image_bgr, prep_image
+from rcnn.blob import images_to_blob, prep_image
 from rcnn.config import AttrDict
+from rcnn.datasets.images import read_image_bgr
 
 
 def get_minibatch(roidb: list[dict[str, Any]], rng: np.random.Generator,
@@ -20,7 +21,7 @@ def get_minibatch(roidb: list[dict[str, Any]], rng: np.random.Generator,
                          f"{len(roidb)} (set TRAIN.IMS_PER_BATCH: 1)")
     entry = roidb[0]
     target = train.SCALES[int(rng.integers(len(train.SCALES)))]
-    im = load_image_bgr(entry["image"])
+    im = read_image_bgr(entry["image"], (entry["width"], entry["height"]))
     if entry.get("flipped"):
         im = im[:, ::-1]
     im, scale = prep_image(np.ascontiguousarray(im), pixel_means, target, train.MAX_SIZE)

@@ -1,5 +1,6 @@
-"""A seeded synthetic detection dataset written in PASCAL VOC format: small shapes of several
-classes (a few to a few tens of pixels) on textured backgrounds, so that localisation
+"""A seeded synthetic detection dataset written in PASCAL VOC format, and the same ground truth
+as COCO-format JSON files (train.json, test.json beside the VOC folders): small shapes of
+several classes (a few to a few tens of pixels) on textured backgrounds, so that localisation
 precision matters.
 
     python -m rcnn.datasets.synthetic OUT_DIR [--train 800 --test 200 --seed 0]
@@ -15,6 +16,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from rcnn.datasets.coco import write_coco
+from rcnn.datasets.voc import VOCDataset
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,7 @@ def generate(out: str | Path, num_train: int = 800, num_test: int = 200,
     out = Path(out)
     stamp = out / "synthetic.json"
     settings = {"num_train": num_train, "num_test": num_test, "classes": CLASSES,
-                **asdict(spec)}
+                "coco_json": True, **asdict(spec)}
     if stamp.is_file() and json.loads(stamp.read_text()).get("settings") == json.loads(
             json.dumps(settings)):
         log.info("synthetic data already in %s", out)
@@ -133,6 +137,8 @@ def generate(out: str | Path, num_train: int = 800, num_test: int = 200,
         (out / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
         log.info("%s: %d images", split, count)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    for split in ("train", "test"):
+        write_coco(VOCDataset(out, split), out / f"{split}.json")
     q = [float(v) for v in np.percentile(sizes, [0, 10, 50, 90, 100])]
     stats = {"objects": len(sizes), "size_percentiles_0_10_50_90_100": [round(v, 1) for v in q]}
     stamp.write_text(json.dumps({"settings": settings, "stats": stats}, indent=1))
