@@ -7,6 +7,7 @@
 //  * alignment CAFFE:      start = x1*s,       size = max(x2*s - x1*s + 1, 1)
 //              DETECTRON:  start = x1*s,       size = max(x2*s - x1*s, 1)
 //              HALF_PIXEL: start = x1*s - 0.5, size = x2*s - x1*s
+//              BIN_CORNERS: start = x1*s,    size = max(x2*s - x1*s + 1, 0)
 //  * bin = size / pooled; grid = sampling_ratio if > 0, else ceil(bin) (adaptive), capped at
 //    kMaxGrid so that absurd boxes cannot overflow an int or loop for ever.
 //  * sample (iy, ix) of bin (ph, pw): y = start_h + ph*bin_h + (iy + 0.5) * bin_h / grid_h.
@@ -14,6 +15,16 @@
 //    clamped to [0, size - 1] and interpolated, the weights staying whole at the last row/col.
 //  * bilinear: 2 taps per axis; bicubic: 4 taps, cubic convolution with a = -1, neighbours
 //    clamped to the map.
+// Two alignments sample elsewhere (bilinear only):
+//  * BIN_CORNERS (faster-rcnn.pytorch's RoIAlignAvg / RoIAlignMax): the samples sit at the bin's
+//    corners, y = start_h + (ph + iy / (grid_h - 1)) * bin_h (grid 2: iy = 0, 1; grid 1: the
+//    top-left corner only). A sample with y < 0, y >= H (x likewise) is 0; otherwise the low
+//    tap is min(floor(y), H - 2), so [H - 1, H) extrapolates linearly from rows H - 2, H - 1
+//    (a map of height 1 uses its one row).
+//  * CROP_AND_RESIZE (tf.image.crop_and_resize, bilinear, extrapolation_value 0): one sample
+//    per output, y = y1*s + ph * (y2*s - y1*s) / (pooled_h - 1) (pooled_h = 1: the centre,
+//    (y1*s + y2*s) / 2). A sample outside [0, H - 1] is 0; sampling_ratio and pool do not
+//    apply (grid 1).
 //
 // Floating-point policy (CPU and GPU do the same arithmetic):
 //  * Every function here is one sequence of IEEE operations, evaluated in the same order on
@@ -45,7 +56,9 @@ namespace caffe {
 namespace roi_align {
 
 enum Interp { kBilinear = 0, kBicubic = 1 };
-enum Alignment { kCaffe = 0, kDetectron = 1, kHalfPixel = 2 };
+enum Alignment {
+  kCaffe = 0, kDetectron = 1, kHalfPixel = 2, kBinCorners = 3, kCropAndResize = 4
+};
 // Largest number of samples per bin along one axis: the cap of adaptive sampling and the
 // largest sampling_ratio accepted.
 const int kMaxGrid = 1024;
@@ -62,6 +75,41 @@ struct Params {
   int alignment;              // Alignment
   int sampling_ratio;         // > 0: fixed grid; 0: adaptive (-1 is resolved at setup)
   bool is_max;                // pool = MAX
+};
+
+// One feature map that RoIs are pooled from: its data (forward) or diff (backward), its size
+// and scale. ROIAlign has one; PyramidROIAlign one per level.
+template <typename Dtype>
+struct MapRef {
+  const Dtype* data;
+  Dtype* diff;
+  int height, width;
+  Dtype spatial_scale;
+};
+
+// p with the size and scale of map m.
+template <typename Dtype>
+ROI_HD Params<Dtype> on_map(Params<Dtype> p, const MapRef<Dtype>& m) {
+  p.height = m.height;
+  p.width = m.width;
+  p.spatial_scale = m.spatial_scale;
+  return p;
+}
+
+// The map of RoI n: ROIAlign's one bottom for every RoI...
+template <typename Dtype>
+struct OneMap {
+  MapRef<Dtype> map;
+  ROI_HD const MapRef<Dtype>& operator()(int) const { return map; }
+};
+
+// ... or, for PyramidROIAlign, the level chosen for it (maps and level in host memory for the
+// CPU code, device memory for the kernels).
+template <typename Dtype>
+struct LevelMaps {
+  const MapRef<Dtype>* maps;
+  const int* level;
+  ROI_HD const MapRef<Dtype>& operator()(int n) const { return maps[level[n]]; }
 };
 
 // One RoI on the feature map. grid_h = grid_w = 0 marks a RoI with no samples (non-finite
@@ -100,33 +148,58 @@ ROI_HD Box<Dtype> roi_box(const Dtype* roi, const Params<Dtype>& p) {
   b.start_w = x1 * s;
   b.start_h = y1 * s;
   Dtype roi_w = x2 * s - b.start_w, roi_h = y2 * s - b.start_h;
-  if (p.alignment == kCaffe) {
+  if (p.alignment == kCaffe || p.alignment == kBinCorners) {
     roi_w += 1;
     roi_h += 1;
   }
   if (p.alignment == kHalfPixel) {
     b.start_w -= Dtype(0.5);
     b.start_h -= Dtype(0.5);
-  } else {
+  } else if (p.alignment == kBinCorners) {
+    roi_w = roi_w > 0 ? roi_w : 0;
+    roi_h = roi_h > 0 ? roi_h : 0;
+  } else if (p.alignment != kCropAndResize) {
     roi_w = roi_w > 1 ? roi_w : 1;
     roi_h = roi_h > 1 ? roi_h : 1;
   }
-  b.bin_w = roi_w / p.pooled_w;
-  b.bin_h = roi_h / p.pooled_h;
+  if (p.alignment == kCropAndResize) {
+    // Samples from corner to corner: pooled - 1 steps, or the centre alone.
+    if (p.pooled_w == 1) b.start_w = Dtype(0.5) * (b.start_w + x2 * s);
+    if (p.pooled_h == 1) b.start_h = Dtype(0.5) * (b.start_h + y2 * s);
+    b.bin_w = p.pooled_w > 1 ? roi_w / (p.pooled_w - 1) : 0;
+    b.bin_h = p.pooled_h > 1 ? roi_h / (p.pooled_h - 1) : 0;
+  } else {
+    b.bin_w = roi_w / p.pooled_w;
+    b.bin_h = roi_h / p.pooled_h;
+  }
   if (!(finite(b.start_w) && finite(b.start_h) && finite(b.bin_w) &&
         finite(b.bin_h))) {
     b.start_w = b.start_h = b.bin_w = b.bin_h = 0;
     b.grid_h = b.grid_w = 0;
     return b;
   }
-  b.grid_h = grid_size(b.bin_h, p.sampling_ratio);
-  b.grid_w = grid_size(b.bin_w, p.sampling_ratio);
+  if (p.alignment == kCropAndResize) {
+    b.grid_h = b.grid_w = 1;
+  } else {
+    b.grid_h = grid_size(b.bin_h, p.sampling_ratio);
+    b.grid_w = grid_size(b.bin_w, p.sampling_ratio);
+  }
   return b;
+}
+
+// Whether the alignment puts its samples on the bins' corners (grid > 1: spread evenly from
+// one corner to the next) rather than at the centres of a grid_h x grid_w split of the bin.
+ROI_HD bool corner_samples(int alignment) {
+  return alignment == kBinCorners || alignment == kCropAndResize;
 }
 
 template <typename Dtype>
 ROI_HD Dtype sample_coord(Dtype start, Dtype bin, int pooled_index, int sample,
-    int grid) {
+    int grid, int alignment) {
+  if (corner_samples(alignment)) {
+    return grid > 1 ? start + (pooled_index + Dtype(sample) / (grid - 1)) * bin
+        : start + pooled_index * bin;
+  }
   return start + pooled_index * bin + (sample + Dtype(0.5)) * bin / grid;
 }
 
@@ -159,15 +232,49 @@ ROI_HD int clamp_index(int i, int size) {
   return i < 0 ? 0 : (i > size - 1 ? size - 1 : i);
 }
 
-// The taps of coordinate v on an axis of `size` pixels. A sample outside [-1, size]
-// contributes nothing: inside = false, zero weights.
+// Bilinear taps (lo, hi) with weights (1 - f, f); the third and fourth taps repeat hi with
+// weight 0, so that the bicubic loop over 4 taps gives the same value.
 template <typename Dtype>
-ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type) {
+ROI_HD void set_linear(Taps<Dtype>* t, int lo, int hi, Dtype f) {
+  t->i0 = lo;
+  t->i1 = t->i2 = t->i3 = hi;
+  t->w0 = 1 - f;
+  t->w1 = f;
+  t->w2 = t->w3 = 0;
+}
+
+// The taps of coordinate v on an axis of `size` pixels. A sample outside the alignment's
+// valid range ([-1, size]; BIN_CORNERS [0, size); CROP_AND_RESIZE [0, size - 1]) contributes
+// nothing: inside = false, zero weights. NaN is outside.
+template <typename Dtype>
+ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type, int alignment) {
   Taps<Dtype> t;
-  t.inside = v >= -1 && v <= size;
+  if (alignment == kBinCorners) {
+    t.inside = v >= 0 && v < size;
+  } else if (alignment == kCropAndResize) {
+    t.inside = v >= 0 && v <= size - 1;
+  } else {
+    t.inside = v >= -1 && v <= size;
+  }
   if (!t.inside) {
     t.i0 = t.i1 = t.i2 = t.i3 = 0;
     t.w0 = t.w1 = t.w2 = t.w3 = 0;
+    return t;
+  }
+  if (alignment == kBinCorners) {
+    // Low tap at most size - 2: the last row extrapolates (f up to 2); one row: its value.
+    if (size == 1) {
+      set_linear(&t, 0, 0, Dtype(0));
+      return t;
+    }
+    int lo = static_cast<int>(v);
+    lo = lo < size - 2 ? lo : size - 2;
+    set_linear(&t, lo, lo + 1, v - lo);
+    return t;
+  }
+  if (alignment == kCropAndResize) {
+    const int lo = static_cast<int>(v);
+    set_linear(&t, lo, lo < size - 1 ? lo + 1 : lo, v - lo);
     return t;
   }
   v = v < 0 ? 0 : v;
@@ -187,14 +294,18 @@ ROI_HD Taps<Dtype> make_taps(Dtype v, int size, int bi_type) {
     t.w2 = cubic_weight(1 - f);
     t.w3 = cubic_weight(2 - f);
   } else {
-    t.i0 = lo;
-    t.i1 = clamp_index(lo + 1, size);
-    t.i2 = t.i3 = t.i1;
-    t.w0 = 1 - f;
-    t.w1 = f;
-    t.w2 = t.w3 = 0;
+    set_linear(&t, lo, clamp_index(lo + 1, size), f);
   }
   return t;
+}
+
+// The taps of sample `sample` of bin `pooled_index` along one axis of a RoI: (start, bin,
+// grid) from its Box, size the map's height or width.
+template <typename Dtype>
+ROI_HD Taps<Dtype> sample_taps(Dtype start, Dtype bin, int pooled_index, int sample, int grid,
+    int size, int bi_type, int alignment) {
+  return make_taps(sample_coord(start, bin, pooled_index, sample, grid, alignment), size,
+      bi_type, alignment);
 }
 
 // The interpolation type as a compile-time number of taps per axis: TapCount<2> bilinear,

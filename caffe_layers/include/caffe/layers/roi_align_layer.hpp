@@ -5,6 +5,7 @@
 
 #include "caffe/blob.hpp"
 #include "caffe/layer.hpp"
+#include "caffe/layers/roi_align_cpu.hpp"
 #include "caffe/layers/roi_align_geometry.hpp"
 #include "caffe/proto/caffe.pb.h"
 
@@ -30,6 +31,13 @@ Params<Dtype> ParamsFrom(const ROIPoolingParameter& rp, int height, int width) {
   p.is_max = rp.pool() == ROIPoolingParameter_PoolMethod_MAX;
   return p;
 }
+
+// Checks the sampling settings of roi_pooling_param that ROIAlign and PyramidROIAlign share
+// (pad_ratio, bi_type, sampling_ratio, and what each alignment allows), each failure an error
+// that names the layer and the value, and returns them as Params (map size and scale 0: the
+// layer sets them per bottom).
+template <typename Dtype>
+Params<Dtype> CheckedParams(const LayerParameter& param);
 
 }  // namespace roi_align
 
@@ -65,25 +73,23 @@ class ROIAlignLayer : public Layer<Dtype> {
   virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
 
-  // CPU: the boxes and the sample taps of every RoI, computed once per pass and shared by all
-  // channels. Row taps of RoI r start at tap_y_start_[r] (pooled_h * grid_h of them), column
-  // taps at tap_x_start_[r].
-  void ComputeTaps(const Blob<Dtype>& rois);
-  // The CPU passes with K taps per axis (2 bilinear, 4 bicubic), as with_tap_count chooses.
-  template <int K>
-  void ForwardCpuTaps(const Dtype* data, const Dtype* rois, Dtype* top_data, int* argmax);
-  template <int K>
-  void BackwardCpuTaps(const Dtype* rois, const Dtype* top_diff, const int* argmax,
-      Dtype* diff);
+  // The GPU passes, written once (roi_align_kernels.cuh) for any Device of roi_device.cuh:
+  // Forward_gpu / Backward_gpu run them with CudaDevice, the emulation test on the host.
+  template <typename Device>
+  void ForwardOn(const Device& device, const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  template <typename Device>
+  void BackwardOn(const Device& device, const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
+
+  // The bottom as the geometry's map (data and diff pointers left for the caller).
+  roi_align::MapRef<Dtype> Map(const Blob<Dtype>& features) const;
 
   roi_align::Params<Dtype> params_;
   int channels_;
   int num_rois_;
   Blob<int> argmax_;  // MAX: winning sample of each output, -1 if none
-
-  vector<roi_align::Box<Dtype> > boxes_;
-  vector<roi_align::Taps<Dtype> > taps_y_, taps_x_;
-  vector<int> tap_y_start_, tap_x_start_;
+  roi_align::CpuPasses<Dtype> cpu_;
 };
 
 }  // namespace caffe

@@ -8,23 +8,40 @@
 
 namespace caffe {
 
-using roi_align::Box;
-using roi_align::Taps;
+namespace roi_align {
 
 template <typename Dtype>
-void ROIAlignLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
-      const vector<Blob<Dtype>*>& top) {
-  const ROIPoolingParameter& rp = CheckRoiPoolingParam(this->layer_param_);
-  const std::string who = RoiLayerName(this->layer_param_);
+Params<Dtype> CheckedParams(const LayerParameter& param) {
+  const ROIPoolingParameter& rp = CheckRoiPoolingParam(param);
+  const std::string who = RoiLayerName(param);
   CHECK(std::isfinite(rp.pad_ratio()) && rp.pad_ratio() >= 0)
       << who << ": roi_pooling_param.pad_ratio must be finite and >= 0, got "
       << rp.pad_ratio();
   CHECK_LE(rp.bi_type(), 1u) << who
       << ": roi_pooling_param.bi_type must be 0 (bilinear) or 1 (bicubic)";
-  CHECK(rp.sampling_ratio() >= -1 && rp.sampling_ratio() <= roi_align::kMaxGrid) << who
+  CHECK(rp.sampling_ratio() >= -1 && rp.sampling_ratio() <= kMaxGrid) << who
       << ": roi_pooling_param.sampling_ratio must be -1, 0 (adaptive) or in [1, "
-      << roi_align::kMaxGrid << "], got " << rp.sampling_ratio();
-  params_ = roi_align::ParamsFrom<Dtype>(rp, 0, 0);  // the map size is set in Reshape
+      << kMaxGrid << "], got " << rp.sampling_ratio();
+  const bool corners = corner_samples(rp.alignment());
+  CHECK(!corners || rp.bi_type() == kBilinear) << who << ": alignment "
+      << ROIPoolingParameter_Alignment_Name(rp.alignment())
+      << " is defined for bilinear sampling only; bi_type must be 0, got " << rp.bi_type();
+  CHECK(rp.alignment() != ROIPoolingParameter_Alignment_BIN_CORNERS ||
+        rp.sampling_ratio() != 0) << who
+      << ": alignment BIN_CORNERS samples at the bin corners and has no adaptive grid; "
+      << "sampling_ratio must be -1 (from is_multi_interpolate) or >= 1, got 0";
+  return ParamsFrom<Dtype>(param.roi_pooling_param(), 0, 0);
+}
+
+template Params<float> CheckedParams<float>(const LayerParameter& param);
+template Params<double> CheckedParams<double>(const LayerParameter& param);
+
+}  // namespace roi_align
+
+template <typename Dtype>
+void ROIAlignLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top) {
+  params_ = roi_align::CheckedParams<Dtype>(this->layer_param_);
 }
 
 template <typename Dtype>
@@ -39,104 +56,25 @@ void ROIAlignLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
 }
 
 template <typename Dtype>
-void ROIAlignLayer<Dtype>::ComputeTaps(const Blob<Dtype>& rois) {
-  const Dtype* r = rois.cpu_data();
-  const roi_align::Params<Dtype>& p = params_;
-  boxes_.resize(num_rois_);
-  tap_y_start_.resize(num_rois_ + 1);
-  tap_x_start_.resize(num_rois_ + 1);
-  tap_y_start_[0] = tap_x_start_[0] = 0;
-  for (int n = 0; n < num_rois_; ++n) {
-    boxes_[n] = roi_align::roi_box(r + n * 5, p);
-    tap_y_start_[n + 1] = tap_y_start_[n] + p.pooled_h * boxes_[n].grid_h;
-    tap_x_start_[n + 1] = tap_x_start_[n] + p.pooled_w * boxes_[n].grid_w;
-  }
-  taps_y_.resize(tap_y_start_[num_rois_]);
-  taps_x_.resize(tap_x_start_[num_rois_]);
-#pragma omp parallel for
-  for (int n = 0; n < num_rois_; ++n) {
-    const Box<Dtype>& b = boxes_[n];
-    for (int ph = 0; ph < p.pooled_h; ++ph) {
-      for (int iy = 0; iy < b.grid_h; ++iy) {
-        const int t = tap_y_start_[n] + ph * b.grid_h + iy;
-        taps_y_[t] = roi_align::make_taps(roi_align::sample_coord(b.start_h, b.bin_h,
-            ph, iy, b.grid_h), p.height, p.bi_type);
-      }
-    }
-    for (int pw = 0; pw < p.pooled_w; ++pw) {
-      for (int ix = 0; ix < b.grid_w; ++ix) {
-        const int t = tap_x_start_[n] + pw * b.grid_w + ix;
-        taps_x_[t] = roi_align::make_taps(roi_align::sample_coord(b.start_w, b.bin_w,
-            pw, ix, b.grid_w), p.width, p.bi_type);
-      }
-    }
-  }
+roi_align::MapRef<Dtype> ROIAlignLayer<Dtype>::Map(const Blob<Dtype>& features) const {
+  roi_align::MapRef<Dtype> m;
+  m.data = NULL;
+  m.diff = NULL;
+  m.height = features.height();
+  m.width = features.width();
+  m.spatial_scale = params_.spatial_scale;
+  return m;
 }
-
-namespace {
-
-// Looks up the precomputed taps of one bin's sample rows (or columns), without copying them.
-template <typename Dtype>
-struct TapTable {
-  const Taps<Dtype>* taps;
-  const Taps<Dtype>& operator()(int i) const { return taps[i]; }
-};
-
-// The precomputed taps of bin row ph (or column pw) of RoI n.
-template <typename Dtype>
-TapTable<Dtype> BinTaps(const vector<Taps<Dtype> >& taps, const vector<int>& start, int n,
-    int bin, int grid) {
-  const TapTable<Dtype> table = {taps.data() + start[n] + bin * grid};
-  return table;
-}
-
-template <typename Dtype>
-struct PlainAdd {
-  void operator()(Dtype* a, Dtype v) const { *a += v; }
-};
-
-}  // namespace
 
 template <typename Dtype>
 void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
     const vector<Blob<Dtype>*>& top) {
   if (num_rois_ == 0) return;
   CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
-  ComputeTaps(*bottom[1]);
-  const Dtype* data = bottom[0]->cpu_data();
-  const Dtype* rois = bottom[1]->cpu_data();
-  Dtype* top_data = top[0]->mutable_cpu_data();
-  int* argmax = params_.is_max ? argmax_.mutable_cpu_data() : NULL;
-  roi_align::with_tap_count(params_.bi_type, [&](auto taps) {
-    this->template ForwardCpuTaps<decltype(taps)::value>(data, rois, top_data, argmax);
-  });
-}
-
-template <typename Dtype>
-template <int K>
-void ROIAlignLayer<Dtype>::ForwardCpuTaps(const Dtype* data, const Dtype* rois,
-    Dtype* top_data, int* argmax) {
-  const roi_align::Params<Dtype>& p = params_;
-  const int plane = p.height * p.width, bins = p.pooled_h * p.pooled_w;
-  const int channels = channels_;
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int nc = 0; nc < num_rois_ * channels; ++nc) {
-    const int n = nc / channels, c = nc % channels;
-    const int batch = static_cast<int>(rois[n * 5]);
-    const Dtype* in = data + (batch * channels + c) * plane;
-    const Box<Dtype>& b = boxes_[n];
-    int am = -1;
-    for (int ph = 0; ph < p.pooled_h; ++ph) {
-      const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-      for (int pw = 0; pw < p.pooled_w; ++pw) {
-        const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-        const int o = nc * bins + ph * p.pooled_w + pw;
-        top_data[o] = roi_align::pool_bin<K>(in, p.width, b.grid_h, b.grid_w, p.is_max, ty,
-            tx, &am);
-        if (argmax) argmax[o] = am;
-      }
-    }
-  }
+  vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
+  maps[0].data = bottom[0]->cpu_data();
+  cpu_.Forward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, channels_,
+      top[0]->mutable_cpu_data(), params_.is_max ? argmax_.mutable_cpu_data() : NULL);
 }
 
 template <typename Dtype>
@@ -144,44 +82,11 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
     const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
   // The RoI coordinates get no gradient (as in Fast R-CNN).
   if (!propagate_down[0]) return;
-  Dtype* diff = bottom[0]->mutable_cpu_diff();
-  caffe_set(bottom[0]->count(), Dtype(0), diff);
-  if (num_rois_ == 0) return;
-  ComputeTaps(*bottom[1]);
-  const Dtype* rois = bottom[1]->cpu_data();
-  const Dtype* top_diff = top[0]->cpu_diff();
-  const int* argmax = params_.is_max ? argmax_.cpu_data() : NULL;
-  roi_align::with_tap_count(params_.bi_type, [&](auto taps) {
-    this->template BackwardCpuTaps<decltype(taps)::value>(rois, top_diff, argmax, diff);
-  });
-}
-
-template <typename Dtype>
-template <int K>
-void ROIAlignLayer<Dtype>::BackwardCpuTaps(const Dtype* rois, const Dtype* top_diff,
-    const int* argmax, Dtype* diff) {
-  const roi_align::Params<Dtype>& p = params_;
-  const int plane = p.height * p.width, bins = p.pooled_h * p.pooled_w;
-  const int channels = channels_;
-  // One channel per thread: a channel's gradient planes are written by that thread alone.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int c = 0; c < channels; ++c) {
-    for (int n = 0; n < num_rois_; ++n) {
-      const int batch = static_cast<int>(rois[n * 5]);
-      Dtype* out = diff + (batch * channels + c) * plane;
-      const Box<Dtype>& b = boxes_[n];
-      const int nc = n * channels + c;
-      for (int ph = 0; ph < p.pooled_h; ++ph) {
-        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-        for (int pw = 0; pw < p.pooled_w; ++pw) {
-          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-          const int o = nc * bins + ph * p.pooled_w + pw;
-          roi_align::scatter_bin<K>(out, p.width, b.grid_h, b.grid_w, p.is_max,
-              argmax ? argmax[o] : -1, top_diff[o], ty, tx, PlainAdd<Dtype>());
-        }
-      }
-    }
-  }
+  vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
+  maps[0].diff = bottom[0]->mutable_cpu_diff();
+  caffe_set(bottom[0]->count(), Dtype(0), maps[0].diff);
+  cpu_.Backward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, channels_,
+      top[0]->cpu_diff(), params_.is_max ? argmax_.cpu_data() : NULL);
 }
 
 #if defined(CPU_ONLY)

@@ -117,6 +117,95 @@ TYPED_TEST(ROIAlignLayerTest, TestForwardAlignments) {
   EXPECT_NEAR(this->Pool1(p), 50. / 3 + 5. / 3, 1e-4);
 }
 
+// BIN_CORNERS (faster-rcnn.pytorch): samples at the bin corners, the last row extrapolated.
+TYPED_TEST(ROIAlignLayerTest, TestForwardBinCorners) {
+  typedef typename TypeParam::Dtype Dtype;
+  this->FillLinear(4, 4);
+  this->SetRois(std::vector<Dtype>{0, 0, 0, 1, 1});
+  LayerParameter p = this->Param(1, 1, 1);
+  ROIPoolingParameter* rp = p.mutable_roi_pooling_param();
+  rp->set_alignment(ROIPoolingParameter_Alignment_BIN_CORNERS);
+  rp->set_pool(ROIPoolingParameter_PoolMethod_AVE);
+  // Size 1 - 0 + 1 = 2, one bin: corners y, x in {0, 2} -> (0 + 2 + 20 + 22) / 4.
+  EXPECT_NEAR(this->Pool1(p), 11, 1e-5);
+  rp->set_pool(ROIPoolingParameter_PoolMethod_MAX);
+  EXPECT_NEAR(this->Pool1(p), 22, 1e-5);
+  // is_multi_interpolate false: the top-left corner only.
+  rp->set_is_multi_interpolate(false);
+  EXPECT_NEAR(this->Pool1(p), 0, 1e-6);
+  // On a 2 x 2 map, box 0.5..0.5: samples at 0.5 and 1.5; [1, 2) extrapolates from rows 0
+  // and 1, so the linear map is reproduced: (5.5 + 6.5 + 15.5 + 16.5) / 4 (clamping, as the
+  // other alignments do, would give less).
+  this->FillLinear(2, 2);
+  rp->set_is_multi_interpolate(true);
+  rp->set_pool(ROIPoolingParameter_PoolMethod_AVE);
+  this->SetRois(std::vector<Dtype>{0, 0.5, 0.5, 0.5, 0.5});
+  EXPECT_NEAR(this->Pool1(p), 11, 1e-5);
+  // A sample at y >= H (or x >= W) is 0: box 0..1 has corners at 0 and 2, so only (0, 0)
+  // (100 after the shift) is inside.
+  for (int i = 0; i < 4; ++i) this->data_->mutable_cpu_data()[i] += 100;
+  this->SetRois(std::vector<Dtype>{0, 0, 0, 1, 1});
+  EXPECT_NEAR(this->Pool1(p), 100. / 4, 1e-5);
+  // A map of height 1 uses its one row: x = 0.5 on [1, 2, 4] -> 1.5.
+  this->data_->Reshape(1, 1, 1, 3);
+  this->data_->mutable_cpu_data()[0] = 1;
+  this->data_->mutable_cpu_data()[1] = 2;
+  this->data_->mutable_cpu_data()[2] = 4;
+  rp->set_is_multi_interpolate(false);
+  this->SetRois(std::vector<Dtype>{0, 0.5, 0, 0.5, 0});
+  EXPECT_NEAR(this->Pool1(p), 1.5, 1e-6);
+}
+
+// CROP_AND_RESIZE (tf.image.crop_and_resize): one sample per output, corner to corner.
+TYPED_TEST(ROIAlignLayerTest, TestForwardCropAndResize) {
+  typedef typename TypeParam::Dtype Dtype;
+  this->FillLinear(4, 4);
+  this->SetRois(std::vector<Dtype>{0, 0, 0, 3, 3, 0, 1, 1, 4, 4});
+  LayerParameter p = this->Param(2, 2, 1);
+  ROIPoolingParameter* rp = p.mutable_roi_pooling_param();
+  rp->set_alignment(ROIPoolingParameter_Alignment_CROP_AND_RESIZE);
+  rp->set_sampling_ratio(3);  // does not apply
+  ROIAlignLayer<Dtype> layer(p);
+  layer.SetUp(this->bottom_, this->top_vec_);
+  layer.Forward(this->bottom_, this->top_vec_);
+  const Dtype* top = this->top_->cpu_data();
+  // Samples at 0 and 3 (H - 1 itself is inside).
+  EXPECT_NEAR(top[0], 0, 1e-6);
+  EXPECT_NEAR(top[1], 3, 1e-6);
+  EXPECT_NEAR(top[2], 30, 1e-5);
+  EXPECT_NEAR(top[3], 33, 1e-5);
+  // Samples at 1 and 4: beyond H - 1 = 3 is 0.
+  EXPECT_NEAR(top[4], 11, 1e-5);
+  EXPECT_EQ(top[5], 0);
+  EXPECT_EQ(top[6], 0);
+  EXPECT_EQ(top[7], 0);
+  // pooled 1 x 1: the box centre (1.5, 1.5).
+  this->SetRois(std::vector<Dtype>{0, 0, 0, 3, 3});
+  LayerParameter c = this->Param(1, 1, 1);
+  c.mutable_roi_pooling_param()->set_alignment(ROIPoolingParameter_Alignment_CROP_AND_RESIZE);
+  EXPECT_NEAR(this->Pool1(c), 16.5, 1e-5);
+}
+
+// The alignments that sample at corners are bilinear only; BIN_CORNERS has no adaptive grid.
+TYPED_TEST(ROIAlignLayerTest, TestCornerAlignmentsRejectWhatTheyLack) {
+  typedef typename TypeParam::Dtype Dtype;
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  this->FillLinear(4, 4);
+  this->SetRois(std::vector<Dtype>{0, 0, 0, 1, 1});
+  LayerParameter p = this->Param(1, 1, 1);
+  p.mutable_roi_pooling_param()->set_alignment(ROIPoolingParameter_Alignment_BIN_CORNERS);
+  p.mutable_roi_pooling_param()->set_bi_type(1);
+  ROIAlignLayer<Dtype> bicubic(p);
+  EXPECT_DEATH(bicubic.SetUp(this->bottom_, this->top_vec_),
+      "ROIAlign layer 'roi_align_test': alignment BIN_CORNERS is defined for bilinear "
+      "sampling only; bi_type must be 0, got 1");
+  p.mutable_roi_pooling_param()->set_bi_type(0);
+  p.mutable_roi_pooling_param()->set_sampling_ratio(0);
+  ROIAlignLayer<Dtype> adaptive(p);
+  EXPECT_DEATH(adaptive.SetUp(this->bottom_, this->top_vec_),
+      "alignment BIN_CORNERS samples at the bin corners and has no adaptive grid");
+}
+
 TYPED_TEST(ROIAlignLayerTest, TestForwardBinsAndScale) {
   typedef typename TypeParam::Dtype Dtype;
   this->FillLinear(4, 4);
@@ -338,8 +427,10 @@ TYPED_TEST(ROIAlignLayerTest, TestGradientAllModes) {
   for (int pool = 0; pool < 2; ++pool)
   for (int bi = 0; bi < 2; ++bi)
   for (int g = 0; g < 4; ++g)
-  for (int align = 0; align < 3; ++align)
+  for (int align = 0; align < 5; ++align)
   for (int pad = 0; pad < 2; ++pad) {
+    if (bi == 1 && roi_align::corner_samples(align)) continue;  // bilinear only
+    if (align == roi_align::kBinCorners && grids[g].sampling_ratio == 0) continue;
     filler.Fill(this->data_);
     LayerParameter p = this->Param(2, 3, 0.5);
     ROIPoolingParameter* rp = p.mutable_roi_pooling_param();

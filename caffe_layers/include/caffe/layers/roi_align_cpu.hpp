@@ -1,0 +1,56 @@
+// The CPU RoIAlign passes, shared by ROIAlign (one feature map) and PyramidROIAlign (one map
+// per level): the geometry of roi_align_geometry.hpp, with each RoI's boxes and sample taps
+// computed once per pass and shared by all its channels.
+#ifndef CAFFE_ROI_ALIGN_CPU_HPP_
+#define CAFFE_ROI_ALIGN_CPU_HPP_
+
+#include <vector>
+
+#include "caffe/common.hpp"
+#include "caffe/layers/roi_align_geometry.hpp"
+
+namespace caffe {
+namespace roi_align {
+
+template <typename Dtype>
+class CpuPasses {
+ public:
+  // RoI n (rois[n * 5 ...] = batch, x1, y1, x2, y2) is pooled from maps[level[n]] (level
+  // NULL: maps[0] for every RoI); p gives the sampling, each map its size and scale. Every
+  // map has `channels` channels; batch indices are checked by the caller.
+  //
+  // Forward writes top (R, channels, pooled_h, pooled_w) and, for MAX, argmax (same shape).
+  // OpenMP over (RoI, channel).
+  void Forward(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
+      const int* level, const Dtype* rois, int num_rois, int channels, Dtype* top,
+      int* argmax);
+  // Backward adds the gradient of top_diff into each map's diff, which the caller has zeroed.
+  // OpenMP over channels: a channel's gradient planes are written by one thread alone, in a
+  // fixed order (no races, deterministic).
+  void Backward(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
+      const int* level, const Dtype* rois, int num_rois, int channels, const Dtype* top_diff,
+      const int* argmax);
+
+ private:
+  // The box and the sample taps of every RoI on its map. Row taps of RoI n start at
+  // tap_y_start_[n] (pooled_h * grid_h of them), column taps at tap_x_start_[n].
+  void ComputeTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
+      const int* level, const Dtype* rois, int num_rois);
+  template <int K>
+  void ForwardTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
+      const int* level, const Dtype* rois, int num_rois, int channels, Dtype* top,
+      int* argmax);
+  template <int K>
+  void BackwardTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
+      const int* level, const Dtype* rois, int num_rois, int channels, const Dtype* top_diff,
+      const int* argmax);
+
+  std::vector<Box<Dtype> > boxes_;
+  std::vector<Taps<Dtype> > taps_y_, taps_x_;
+  std::vector<int> tap_y_start_, tap_x_start_;
+};
+
+}  // namespace roi_align
+}  // namespace caffe
+
+#endif  // CAFFE_ROI_ALIGN_CPU_HPP_
