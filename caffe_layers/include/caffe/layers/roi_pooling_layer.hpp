@@ -38,6 +38,15 @@ class ROIPoolingLayer : public Layer<Dtype> {
   virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
 
+  // The GPU passes, written once (roi_pooling_kernels.cuh) for any Device of roi_device.cuh:
+  // Forward_gpu / Backward_gpu run them with CudaDevice, the emulation test on the host.
+  template <typename Device>
+  void ForwardOn(const Device& device, const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  template <typename Device>
+  void BackwardOn(const Device& device, const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
+
   int channels_, height_, width_;
   int pooled_h_, pooled_w_;
   Dtype spatial_scale_;

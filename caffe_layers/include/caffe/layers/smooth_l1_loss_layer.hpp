@@ -49,6 +49,15 @@ class SmoothL1LossLayer : public LossLayer<Dtype> {
   virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
 
+  // The GPU passes, written once (smooth_l1_kernels.cuh) for any Device of roi_device.cuh:
+  // Forward_gpu / Backward_gpu run them with CudaDevice, the emulation test on the host.
+  template <typename Device>
+  void ForwardOn(const Device& device, const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top);
+  template <typename Device>
+  void BackwardOn(const Device& device, const vector<Blob<Dtype>*>& top,
+      const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
+
   Dtype sigma2_;
   bool has_weights_;
   Blob<Dtype> errors_;  // per-element loss (times outside)
