@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${CUDA_ARCH:-"-gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90"}
 OUT=gpu_bundle
-TESTS="test_roi_align_layer test_roi_pooling_layer test_smooth_l1_loss_layer test_roi_layers_gpu test_dropout_scale_train"
+TESTS="test_roi_align_layer test_pyramid_roi_align_layer test_roi_pooling_layer test_smooth_l1_loss_layer test_roi_layers_gpu test_roi_kernels_emulated test_dropout_scale_train"
 rm -rf "$OUT/stage"; mkdir -p "$OUT/stage/lib" "$OUT/stage/nets"
 for variant in cuda cuda-roicpu; do
     flag=0; [ "$variant" = cuda-roicpu ] && flag=1
