@@ -64,7 +64,7 @@ def train(config: AttrDict, spec: TrainSpec) -> Path:
              device)
     activate(config)
     trainer = Trainer(solver, roidb, spec.out, spec.prefix, config.TRAIN, spec.weights,
-                      spec.resume)
+                      spec.resume, seed=config.RNG_SEED)
     return trainer.train(spec.iters, spec.display, spec.snapshot_iters)
 
 

@@ -1,10 +1,22 @@
 """The training loop around a pycaffe solver: roidb feeding, loss log, progress, snapshots
-(bbox_pred un-normalised), resume, and a clean stop on Ctrl-C or a non-finite loss."""
+(bbox_pred un-normalised), exact resume, and a clean stop on Ctrl-C or a non-finite loss.
+
+Snapshots are atomic: every file is written under a temporary name (Caffe's own solver files
+in <out>/state/.partial/) and renamed into place, the .solverstate last, so a crash or
+`kill -9` at any moment leaves the newest published snapshot complete. A resumed run repeats
+the uninterrupted one bit for bit (on one thread): the snapshot holds the data layer's epoch
+order, every numpy Generator of the net's Python layers and numpy's global random state, and
+Caffe's random generator (which pycaffe cannot read) is reseeded from (seed, iteration) before
+every iteration."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +37,62 @@ class TrainingStopped(Exception):
 
 
 def state_prefix(out: Path, prefix: str) -> Path:
-    """Where the solver writes its .caffemodel / .solverstate pairs for --resume."""
+    """Where the published .caffemodel / .solverstate pairs for --resume are."""
     return (out / "state" / prefix).resolve()
+
+
+def staging_prefix(out: Path, prefix: str) -> Path:
+    """Where Caffe's solver writes a snapshot before it is renamed to state_prefix."""
+    return (out / "state" / ".partial" / prefix).resolve()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, path: Path) -> Path:
+    """Flushes tmp to disk and renames it to path (atomic on one file system)."""
+    _fsync(tmp)
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        _fsync(path.parent)
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """path holds either its old content or all of data, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    return publish(tmp, path)
+
+
+def numpy_global_state() -> list[Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def set_numpy_global_state(state: list[Any]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def layer_generators(net) -> dict[str, np.random.Generator]:
+    """Every numpy Generator held by the net's Python layers, as '<layer>.<attribute>'."""
+    found = {}
+    for name, layer in zip(net._layer_names, net.layers, strict=True):
+        for attr, value in getattr(layer, "__dict__", {}).items():
+            if isinstance(value, np.random.Generator):
+                found[f"{name}.{attr}"] = value
+    return found
+
+
+def caffe_step_seed(seed: int, iteration: int) -> int:
+    """The seed of Caffe's generator for the step that starts at `iteration`."""
+    return (seed * 1_000_003 + iteration) % (2 ** 31)
 
 
 def write_solver(template: str | Path | None, train_net: str | Path, out: Path,
@@ -45,12 +111,13 @@ def write_solver(template: str | Path | None, train_net: str | Path, out: Path,
         solver.weight_decay = 0.0005
     solver.ClearField("net")
     solver.train_net = str(Path(train_net).resolve())
-    solver.snapshot_prefix = str(state_prefix(out, prefix))
-    solver.snapshot = 0   # snapshots are taken by the Trainer
+    solver.snapshot_prefix = str(staging_prefix(out, prefix))
+    solver.snapshot_format = caffe_pb2.SolverParameter.BINARYPROTO
+    solver.snapshot = 0   # snapshots are taken (and published) by the Trainer
     solver.display = 0
     for k, v in (overrides or {}).items():
         setattr(solver, k, v)
-    (out / "state").mkdir(parents=True, exist_ok=True)
+    staging_prefix(out, prefix).parent.mkdir(parents=True, exist_ok=True)
     path = out / "solver.prototxt"
     path.write_text(text_format.MessageToString(solver))
     return path
@@ -63,18 +130,54 @@ def latest_state(out: Path, prefix: str) -> Path | None:
     return states[-1] if states else None
 
 
+def _snapshot_prefix(solver_path: Path) -> Path:
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    param = text_format.Merge(Path(solver_path).read_text(), caffe_pb2.SolverParameter())
+    return Path(param.snapshot_prefix)
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_step() -> Iterator[list[bool]]:
+    """While active, a first Ctrl-C sets the yielded flag (the loop stops after the current
+    iteration, so that the snapshot is at an iteration boundary); a second one interrupts."""
+    flag = [False]
+
+    def handler(signum, frame):
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+        log.warning("Ctrl-C: stopping after this iteration (again to stop now)")
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, handler)
+        installed = True
+    except ValueError:   # not the main thread: leave SIGINT alone
+        installed = False
+    try:
+        yield flag
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 class Trainer:
     """Owns a pycaffe solver over a train net whose RoIDataLayer reads `roidb`. `train` is the
-    config's TRAIN section (for un-normalising bbox_pred in the saved weights)."""
+    config's TRAIN section (for un-normalising bbox_pred in the saved weights); `seed` seeds
+    Caffe's generator before each iteration (with the iteration)."""
 
     def __init__(self, solver_path: Path, roidb: list[dict[str, Any]], out: Path,
                  prefix: str, train: AttrDict, weights: str | Path | None = None,
-                 resume: str | Path | None = None) -> None:
+                 resume: str | Path | None = None, seed: int = 0) -> None:
         import caffe
 
         self.out = out
         self.prefix = prefix
         self.train_cfg = train
+        self.seed = seed
+        self.staging = _snapshot_prefix(solver_path)
         self.solver = caffe.get_solver(str(solver_path))
         self.net = self.solver.net
         if weights:
@@ -94,10 +197,36 @@ class Trainer:
         if not state.is_file():
             raise FileNotFoundError(f"--resume {state}: no such solver state")
         self.solver.restore(str(state))
-        data_state = state.with_suffix(".data.json")
+        data_state = state.with_name(state.name.removesuffix(".solverstate") + ".data.json")
         if data_state.is_file():
-            self.data_layer.restore(json.loads(data_state.read_text()))
+            self.restore_random_state(json.loads(data_state.read_text()))
+        else:
+            log.warning("%s: missing; the data order and random state start afresh",
+                        data_state)
         log.info("resumed from %s at iteration %d", state, self.solver.iter)
+
+    def random_state(self) -> dict[str, Any]:
+        """What, besides the solver state, decides the iterations to come."""
+        return {"data": self.data_layer.state(), "seed": self.seed,
+                "numpy": numpy_global_state(),
+                "generators": {k: g.bit_generator.state
+                               for k, g in layer_generators(self.net).items()}}
+
+    def restore_random_state(self, state: dict[str, Any]) -> None:
+        if "perm" in state:   # written before the random states were saved
+            self.data_layer.restore(state)
+            return
+        self.data_layer.restore(state["data"])
+        set_numpy_global_state(state["numpy"])
+        generators = layer_generators(self.net)
+        for key, value in state["generators"].items():
+            if key in generators:
+                generators[key].bit_generator.state = value
+            else:
+                log.warning("snapshot has the random state of %s, which this net lacks", key)
+        if state.get("seed", self.seed) != self.seed:
+            log.warning("snapshot was trained with RNG_SEED %s, resuming with %s",
+                        state["seed"], self.seed)
 
     # ---- snapshots ----------------------------------------------------------------------
     def _bbox_stats(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -112,30 +241,43 @@ class Trainer:
         """<out>/<prefix>_iter_N.caffemodel with bbox_pred un-normalised, so that test time
         needs no normalisation constants."""
         path = self.out / f"{self.prefix}_iter_{iteration}.caffemodel"
+        tmp = path.with_name(f".{path.name}.tmp")
         stats = self._bbox_stats()
         if stats is None:
-            self.net.save(str(path))
-            return path
+            self.net.save(str(tmp))
+            return publish(tmp, path)
         w, b = self.net.params["bbox_pred"][0].data, self.net.params["bbox_pred"][1].data
         orig_w, orig_b = w.copy(), b.copy()
         means, stds = stats
         w *= stds[:, None]
         b[...] = b * stds + means
         try:
-            self.net.save(str(path))
+            self.net.save(str(tmp))
         finally:
             w[...] = orig_w
             b[...] = orig_b
-        return path
+        return publish(tmp, path)
 
     def snapshot(self) -> Path:
-        """Weights for users, plus the solver and data state for --resume."""
+        """Weights for users, plus the solver and random state for --resume; each file
+        published whole (the .solverstate, which --resume and latest_state look for, last)."""
+        from caffe.proto import caffe_pb2
+
         it = self.solver.iter
         path = self.save_weights(it)
+        staged = f"{self.staging}_iter_{it}"
+        final = f"{self.solver_prefix()}_iter_{it}"
+        for old in self.staging.parent.glob(f"{self.staging.name}_iter_*"):
+            old.unlink()   # left by a run that crashed while snapshotting
         self.solver.snapshot()
-        state = Path(f"{self.solver_prefix()}_iter_{it}.solverstate")
-        state.with_suffix(".data.json").write_text(json.dumps(self.data_layer.state()))
-        log.info("snapshot: %s (resume with --resume %s)", path, state)
+        write_atomic(Path(f"{final}.data.json"), json.dumps(self.random_state()).encode())
+        publish(Path(f"{staged}.caffemodel"), Path(f"{final}.caffemodel"))
+        state = caffe_pb2.SolverState()
+        state.ParseFromString(Path(f"{staged}.solverstate").read_bytes())
+        state.learned_net = f"{final}.caffemodel"
+        write_atomic(Path(f"{final}.solverstate"), state.SerializeToString())
+        Path(f"{staged}.solverstate").unlink()
+        log.info("snapshot: %s (resume with --resume %s.solverstate)", path, final)
         return path
 
     def solver_prefix(self) -> str:
@@ -154,6 +296,8 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------
     def train(self, max_iters: int, display: int = 20, snapshot_iters: int = 0) -> Path:
+        import caffe
+
         start = self.solver.iter
         if start >= max_iters:
             log.info("already at iteration %d of %d", start, max_iters)
@@ -161,9 +305,12 @@ class Trainer:
         progress = Progress(max_iters, start)
         self._keep_good()
         smoothed: dict[str, float] = {}
-        with open(self.loss_log, "a") as flog:
+        with open(self.loss_log, "a") as flog, _ctrl_c_after_step() as stop:
             try:
                 while self.solver.iter < max_iters:
+                    if stop[0]:
+                        raise KeyboardInterrupt
+                    caffe.set_random_seed(caffe_step_seed(self.seed, self.solver.iter))
                     self.solver.step(1)
                     it = self.solver.iter
                     losses = {k: float(self.net.blobs[k].data.ravel()[0])
