@@ -3,6 +3,8 @@ py-faster-rcnn's own ZF end-to-end net trains one iteration with our layers."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +83,25 @@ def test_train_snapshot_resume_test_demo(caffe, tiny_data, nets, tmp_path):
     assert plot_loss(out / "loss_log.jsonl", tmp_path / "loss.png").stat().st_size > 1000
 
 
+def test_coco_json_trains_and_tests_with_cocoeval(caffe, tiny_data, nets, tmp_path):
+    from rcnn.tools import test_net, train_net
+
+    out = tmp_path / "run"
+    assert train_net.main(["--net", str(nets["roialign"]["train"]), "--data",
+                           str(tiny_data / "train.json"), "--cfg", CFG, "--out", str(out),
+                           "--iters", "2"]) == 0
+    results = tmp_path / "results.json"
+    assert test_net.main(["--net", str(nets["roialign"]["test"]), "--weights",
+                          str(out / "model_iter_2.caffemodel"), "--data",
+                          str(tiny_data / "test.json"), "--cfg", CFG, "--out",
+                          str(results)]) == 0
+    r = json.loads(results.read_text())
+    assert r["evaluation"] == "cocoeval" and r["num_images"] == 4
+    assert set(r["mean"]) >= {"ap", "ap50", "ap75", "aps", "apm", "apl"}
+    assert set(r["cocoeval_per_class"]) == {"circle", "square", "triangle", "cross"}
+    assert set(r["ours_mean"]) >= {"ap", "voc07_ap50"}
+
+
 class _StepThen:
     """Wraps a pycaffe solver: after `at` iterations, runs `action`."""
 
@@ -105,16 +126,23 @@ def _trainer(caffe, tiny_data, nets, out):
     solver = write_solver(None, nets["roialign"]["train"], out, "m")
     activate(config)
     return Trainer(solver, train_roidb(open_dataset(tiny_data, "train"), True), out, "m",
-                   config.TRAIN)
+                   config.TRAIN, seed=config.RNG_SEED)
 
 
-def test_ctrl_c_saves_a_snapshot(caffe, tiny_data, nets, tmp_path):
+@pytest.mark.parametrize("how", ["exception", "signal"])
+def test_ctrl_c_saves_a_snapshot(caffe, tiny_data, nets, tmp_path, how):
+    """Ctrl-C (SIGINT) during an iteration stops after it; a KeyboardInterrupt raised between
+    iterations stops at once; either way a resumable snapshot is saved."""
     from rcnn.training import TrainingStopped
 
     trainer = _trainer(caffe, tiny_data, nets, tmp_path)
+    handler = signal.getsignal(signal.SIGINT)
 
     def interrupt(_):
-        raise KeyboardInterrupt
+        if how == "signal":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            raise KeyboardInterrupt
 
     trainer.solver = _StepThen(trainer.solver, 2, interrupt)
     with pytest.raises(TrainingStopped) as e:
@@ -122,6 +150,7 @@ def test_ctrl_c_saves_a_snapshot(caffe, tiny_data, nets, tmp_path):
     assert e.value.exit_code == 130 and "interrupted at iteration 2" in str(e.value)
     assert (tmp_path / "m_iter_2.caffemodel").is_file()
     assert (tmp_path / "state" / "m_iter_2.solverstate").is_file()
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_nan_loss_keeps_the_last_good_weights(caffe, tiny_data, nets, tmp_path):

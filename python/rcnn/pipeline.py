@@ -24,10 +24,13 @@ class TrainSpec:
     """What to train, on what, for how long, and where to write it."""
 
     net: Path                         # train prototxt
-    data: str | Path                  # dataset folder
+    data: str | Path                  # VOC-format folder or COCO-format JSON
     out: Path                         # weights, loss log, solver state
     iters: int
-    imageset: str = "train"
+    imageset: str = "train"           # VOC: an ImageSets/Main name or a list file
+    image_root: Path | None = None    # COCO: where the images are (default: the JSON's folder)
+    test_data: str | Path | None = None   # train_and_evaluate's test set (default: data's
+                                          # "test" image set; for a COCO JSON, data itself)
     prefix: str = "model"             # <out>/<prefix>_iter_N.caffemodel
     solver: Path | None = None        # solver template (default: Adam, lr 0.001)
     lr: float | None = None           # base_lr override
@@ -59,7 +62,8 @@ def train(config: AttrDict, spec: TrainSpec) -> Path:
     if spec.stepsize:
         overrides.update(lr_policy="step", gamma=0.1, stepsize=spec.stepsize)
     solver = write_solver(spec.solver, spec.net, spec.out, spec.prefix, overrides)
-    roidb = train_roidb(open_dataset(spec.data, spec.imageset), config.TRAIN.USE_FLIPPED)
+    roidb = train_roidb(open_dataset(spec.data, spec.imageset, spec.image_root),
+                        config.TRAIN.USE_FLIPPED)
     log.info("training %s on %s for %d iterations (%s)", spec.net, spec.data, spec.iters,
              device)
     activate(config)
@@ -68,30 +72,52 @@ def train(config: AttrDict, spec: TrainSpec) -> Path:
     return trainer.train(spec.iters, spec.display, spec.snapshot_iters)
 
 
+def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: AttrDict,
+                   means: np.ndarray,
+                   log_every: int = 50) -> tuple[list[list[np.ndarray]], float]:
+    """all_dets[c][i] over the roidb's images, read as the dataset reader sees them (EXIF
+    orientation, any colour mode), and the mean seconds per image."""
+    from rcnn.datasets.images import read_image_bgr
+    from rcnn.inference import detections_per_class, im_detect
+    from rcnn.progress import Progress
+
+    all_dets: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    progress = Progress(len(roidb))
+    t0 = time.monotonic()
+    for i, e in enumerate(roidb):
+        im = read_image_bgr(e["image"], (e["width"], e["height"]))
+        for c, d in enumerate(detections_per_class(*im_detect(net, im, test, means), test)):
+            all_dets[c].append(d)
+        if (i + 1) % log_every == 0 or i + 1 == len(roidb):
+            log.info("im_detect %s", progress.line(i + 1))
+    return all_dets, (time.monotonic() - t0) / max(len(roidb), 1)
+
+
 def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | Path,
                         imageset: str = "test", max_images: int = 0,
-                        with_detections: bool = True,
-                        gpu: int | None = None) -> dict[str, Any]:
-    """Runs the test net over an image set and evaluates its detections: per-class and mean
-    AP figures, seconds per image and (with_detections) every detection, as test_net's JSON
-    holds them."""
+                        with_detections: bool = True, gpu: int | None = None,
+                        image_root: Path | None = None) -> dict[str, Any]:
+    """Runs the test net over a dataset (a VOC image set, or a COCO JSON) and evaluates its
+    detections: per-class and mean AP figures, seconds per image and (with_detections) every
+    detection, as test_net's JSON holds them. VOC data: our VOC and COCO-style AP; COCO data:
+    "mean" is pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl, ARs), ours beside it."""
     import caffe
 
     from rcnn.datasets import open_dataset
-    from rcnn.evaluation import evaluate
-    from rcnn.inference import detect_all
+    from rcnn.datasets.coco import COCODataset
+    from rcnn.evaluation import coco_results, cocoeval, evaluate
     from rcnn.runtime import set_device
 
-    device = set_device(gpu)
-    imdb = open_dataset(data, imageset)
+    imdb = open_dataset(data, imageset, image_root)
     roidb = imdb.gt_roidb()
     if max_images:
         roidb = roidb[:max_images]
+    device = set_device(gpu)
     activate(config)
     test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
     log.info("testing %s on %d images of %s (%s)", weights, len(roidb), imdb.name, device)
-    all_dets, sec = detect_all(test_net, roidb, imdb.num_classes, config.TEST,
-                               pixel_means(config))
+    all_dets, sec = detect_dataset(test_net, roidb, imdb.num_classes, config.TEST,
+                                   pixel_means(config))
     metrics = evaluate(all_dets, roidb, imdb.classes)
     m = metrics["mean"]
     log.info("AP %.3f | AP50 %.3f | AP75 %.3f | VOC07 AP50 %.3f | %.3f s/image",
@@ -100,7 +126,16 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
         log.info("  %-12s AP %.3f AP50 %.3f AP75 %.3f (%d objects)", name, r["ap"], r["ap50"],
                  r["ap75"], r["num_gt"])
     result = {"net": str(net), "weights": str(weights), "dataset": imdb.name,
-              "num_images": len(roidb), "seconds_per_image": sec, **metrics}
+              "num_images": len(roidb), "seconds_per_image": sec, "evaluation": "voc",
+              **metrics}
+    if isinstance(imdb, COCODataset):
+        coco = cocoeval(imdb.coco, coco_results(all_dets, roidb, imdb.category_ids),
+                        [e["id"] for e in roidb], imdb.classes, imdb.category_ids)
+        c = coco["mean"]
+        log.info("COCOeval: AP %.3f | AP50 %.3f | AP75 %.3f | APs %.3f | APm %.3f | APl %.3f",
+                 c["ap"], c["ap50"], c["ap75"], c["aps"], c["apm"], c["apl"])
+        result.update(evaluation="cocoeval", mean=c, cocoeval_per_class=coco["per_class"],
+                      ours_mean=metrics["mean"])
     if with_detections:
         result["detections"] = {
             e["index"]: [[imdb.classes[c], *map(float, d)] for c in range(1, imdb.num_classes)
@@ -147,8 +182,10 @@ def train_and_evaluate(config: AttrDict, spec: TrainSpec, test_net: Path, result
         final = train(config, spec)
     seconds["train"] = time.monotonic() - t
     t = time.monotonic()
-    result = detect_and_evaluate(config, test_net, final, spec.data,
-                                 with_detections=with_detections, gpu=spec.gpu)
+    test_data = spec.test_data or spec.data
+    result = detect_and_evaluate(config, test_net, final, test_data,
+                                 with_detections=with_detections, gpu=spec.gpu,
+                                 image_root=spec.image_root)
     write_json(result, results)
     seconds["test"] = time.monotonic() - t
     return Run(final, result, seconds)
@@ -162,7 +199,7 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
     colour (and ground truth boxes, where given, in white)."""
     import caffe
 
-    from rcnn.blob import load_image_bgr
+    from rcnn.datasets.images import read_image_bgr
     from rcnn.inference import detections_per_class, im_detect
     from rcnn.plots import draw_detections, grid
     from rcnn.runtime import set_device
@@ -173,7 +210,7 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
     means = pixel_means(config)
     pictures = []
     for path, gt in images:
-        scores, boxes = im_detect(test_net, load_image_bgr(path), config.TEST, means)
+        scores, boxes = im_detect(test_net, read_image_bgr(path), config.TEST, means)
         dets = detections_per_class(scores, boxes, config.TEST)
         names = classes or [f"class{c}" for c in range(len(dets))]
         shown = [(names[c], d[d[:, 4] >= thresh]) for c, d in enumerate(dets) if c > 0]

@@ -4,8 +4,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 from rcnn.config import AttrDict, load
+from rcnn.datasets.errors import DatasetError
+
+log = logging.getLogger("rcnn")
+
+# Errors that are the input's fault: one line, exit status 2 (--debug: the traceback).
+USER_ERRORS = (DatasetError, OSError, ValueError)
 
 
 def add_config_args(ap: argparse.ArgumentParser) -> None:
@@ -15,6 +23,19 @@ def add_config_args(ap: argparse.ArgumentParser) -> None:
                     help="config overrides, e.g. --set TRAIN.SCALES '(256,)' RNG_SEED 7")
     ap.add_argument("--gpu", type=int, default=None,
                     help="GPU id (CUDA builds); CPU when not given")
+    ap.add_argument("--debug", action="store_true",
+                    help="on an error, show the traceback instead of one line")
+
+
+def add_data_args(ap: argparse.ArgumentParser, imageset: str) -> None:
+    ap.add_argument("--data", required=True,
+                    help="a VOC-format folder or a COCO-format JSON file")
+    ap.add_argument("--imageset", default=imageset,
+                    help="VOC: a list in ImageSets/Main/ or the path of a list file (without "
+                         f"ImageSets/Main/, every annotation is used); default {imageset}")
+    ap.add_argument("--image-root", type=Path, default=None,
+                    help="COCO: the folder the JSON's file_names are relative to (default: "
+                         "the JSON's folder)")
 
 
 def load_config(args: argparse.Namespace) -> AttrDict:
@@ -30,3 +51,44 @@ def setup_tool() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
+
+
+def one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def run_tool(body: Callable[[], int], debug: bool) -> int:
+    """body()'s exit status; a missing, unreadable or malformed input is logged as one line
+    naming the file and what is wrong, and gives 2 (with debug, it is raised instead)."""
+    try:
+        return body()
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        log.error("%s", one_line(e))
+        return 2
+
+
+def check_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: {'no such file' if not path.exists() else 'not a file'} "
+                           f"({what})")
+    return path
+
+
+def check_prototxt(path: str | Path, what: str, message: str = "NetParameter") -> Path:
+    """A readable, well-formed prototxt (Caffe itself would abort with a stack trace)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    path = check_file(path, what)
+    try:
+        text_format.Merge(path.read_text(), getattr(caffe_pb2, message)())
+    except text_format.ParseError as e:
+        raise DatasetError(f"{path}: malformed prototxt ({e})") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not a text prototxt ({e.reason})") from None
+    return path

@@ -11,7 +11,14 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, load_config, setup_tool
+from rcnn.tools.common import (
+    add_config_args,
+    check_file,
+    check_prototxt,
+    load_config,
+    run_tool,
+    setup_tool,
+)
 
 log = logging.getLogger("demo")
 
@@ -22,23 +29,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--net", required=True)
     ap.add_argument("--weights", required=True)
     ap.add_argument("--images", nargs="*", default=[], help="image files")
-    ap.add_argument("--data", help="or: a VOC-format folder (ground truth drawn in white)")
-    ap.add_argument("--imageset", default="test")
+    ap.add_argument("--data", help="or: a VOC-format folder or a COCO-format JSON (ground "
+                                   "truth drawn in white)")
+    ap.add_argument("--imageset", default="test", help="VOC: the image set or a list file")
+    ap.add_argument("--image-root", type=Path, default=None,
+                    help="COCO: the folder the JSON's file_names are relative to")
     ap.add_argument("--count", type=int, default=6, help="images taken from --data")
     ap.add_argument("--thresh", type=float, default=0.5, help="score threshold")
     ap.add_argument("--out", required=True, help="PNG: a grid of all images")
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
-    config = load_config(args)
+    return run_tool(lambda: _demo(args), args.debug)
 
+
+def _demo(args: argparse.Namespace) -> int:
     from rcnn.datasets import open_dataset
     from rcnn.pipeline import draw_detections_on
 
-    items = [(p, None) for p in args.images]
+    config = load_config(args)
+    check_prototxt(args.net, "--net")
+    check_file(args.weights, "--weights")
+    items = [(str(check_file(p, "--images")), None) for p in args.images]
     classes = None
     if args.data:
-        imdb = open_dataset(args.data, args.imageset)
+        imdb = open_dataset(args.data, args.imageset, args.image_root)
         classes = imdb.classes
         items += [(e["image"], e["boxes"]) for e in imdb.gt_roidb()[:args.count]]
     if not items:

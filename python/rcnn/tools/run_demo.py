@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from rcnn.tools.common import setup_tool
+from rcnn.tools.common import run_tool, setup_tool
 from rcnn.training import TrainingStopped
 
 log = logging.getLogger("demo")
@@ -28,9 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--gpu", type=int, default=None)
+    ap.add_argument("--debug", action="store_true",
+                    help="on an error, show the traceback instead of one line")
     args = ap.parse_args(argv)
     setup_tool()
+    return run_tool(lambda: _run(args), args.debug)
 
+
+def _run(args: argparse.Namespace) -> int:
     from rcnn.config import load
     from rcnn.datasets import open_dataset
     from rcnn.datasets.synthetic import generate

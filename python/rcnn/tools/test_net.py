@@ -1,8 +1,11 @@
-"""test_net: detect on a VOC-format image set, evaluate, and write JSON results.
+"""test_net: detect on a VOC-format image set or a COCO-format JSON, evaluate, and write JSON
+results. VOC data: VOC AP (07 11-point and area) and COCO-style AP computed here; COCO data:
+pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl) as "mean", ours beside it.
 
     python -m rcnn.tools.test_net --net models/small/roialign/test.prototxt \
         --weights output/run/model_iter_4000.caffemodel --data data/synthetic \
         --cfg models/small/config.yml --out output/run/results.json
+    python -m rcnn.tools.test_net ... --data data/synthetic/test.json ...
 """
 from __future__ import annotations
 
@@ -11,7 +14,15 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, load_config, setup_tool
+from rcnn.tools.common import (
+    add_config_args,
+    add_data_args,
+    check_file,
+    check_prototxt,
+    load_config,
+    run_tool,
+    setup_tool,
+)
 
 log = logging.getLogger("test_net")
 
@@ -21,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--net", required=True, help="test prototxt")
     ap.add_argument("--weights", required=True)
-    ap.add_argument("--data", required=True, help="VOC-format dataset folder")
-    ap.add_argument("--imageset", default="test")
+    add_data_args(ap, "test")
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--max-images", type=int, default=0, help="test on the first N only")
     ap.add_argument("--no-detections", action="store_true",
@@ -30,17 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
-    config = load_config(args)
+    return run_tool(lambda: _test(args), args.debug)
 
+
+def _test(args: argparse.Namespace) -> int:
     from rcnn.pipeline import detect_and_evaluate, write_json
 
-    for path in (args.net, args.weights):
-        if not Path(path).is_file():
-            log.error("%s: no such file", path)
-            return 2
+    config = load_config(args)
+    check_prototxt(args.net, "--net")
+    check_file(args.weights, "--weights")
     result = detect_and_evaluate(config, Path(args.net), Path(args.weights), args.data,
                                  args.imageset, args.max_images, not args.no_detections,
-                                 args.gpu)
+                                 args.gpu, args.image_root)
     write_json(result, Path(args.out))
     return 0
 

@@ -1,11 +1,15 @@
-"""train_net: train a Faster R-CNN end to end on a VOC-format dataset.
+"""train_net: train a Faster R-CNN end to end on a VOC-format folder or a COCO-format JSON.
 
     python -m rcnn.tools.train_net --net models/small/roialign/train.prototxt \
         --data data/synthetic --cfg models/small/config.yml --iters 2000 --out output/run
+    python -m rcnn.tools.train_net --net models/small/roialign/train.prototxt \
+        --data data/synthetic/train.json --cfg models/small/config.yml --iters 2000 \
+        --out output/run
 
 Writes <out>/<prefix>_iter_N.caffemodel (bbox_pred un-normalised), <out>/loss_log.jsonl and
 resumable state in <out>/state/. Ctrl-C saves a snapshot and exits 130; a non-finite loss
-saves the last good weights and exits 3.
+saves the last good weights and exits 3. A missing, unreadable or malformed input is one line
+naming the file and exit status 2 (--debug shows the traceback).
 """
 from __future__ import annotations
 
@@ -14,7 +18,15 @@ import logging
 import sys
 from pathlib import Path
 
-from rcnn.tools.common import add_config_args, load_config, setup_tool
+from rcnn.tools.common import (
+    add_config_args,
+    add_data_args,
+    check_file,
+    check_prototxt,
+    load_config,
+    run_tool,
+    setup_tool,
+)
 
 log = logging.getLogger("train_net")
 
@@ -24,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--net", required=True, help="train prototxt")
     ap.add_argument("--solver", help="solver prototxt template (default: Adam, lr 0.001)")
-    ap.add_argument("--data", required=True, help="VOC-format dataset folder")
-    ap.add_argument("--imageset", default="train")
+    add_data_args(ap, "train")
     ap.add_argument("--iters", type=int, required=True)
     ap.add_argument("--lr", type=float, help="base_lr override")
     ap.add_argument("--stepsize", type=int, help="multiply lr by 0.1 every STEPSIZE iters")
@@ -38,13 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
-    config = load_config(args)
+    return run_tool(lambda: _train(args), args.debug)
 
+
+def _train(args: argparse.Namespace) -> int:
     from rcnn.pipeline import TrainSpec, train
     from rcnn.training import TrainingStopped
 
+    config = load_config(args)
+    check_prototxt(args.net, "--net")
+    if args.solver:
+        check_prototxt(args.solver, "--solver", "SolverParameter")
+    for path, what in ((args.weights, "--weights"), (args.resume, "--resume")):
+        if path:
+            check_file(path, what)
     spec = TrainSpec(net=Path(args.net), data=args.data, out=Path(args.out), iters=args.iters,
-                     imageset=args.imageset, prefix=args.prefix,
+                     imageset=args.imageset, image_root=args.image_root, prefix=args.prefix,
                      solver=Path(args.solver) if args.solver else None, lr=args.lr,
                      stepsize=args.stepsize, weights=args.weights, resume=args.resume,
                      display=args.display, snapshot_iters=args.snapshot_iters, gpu=args.gpu)
