@@ -67,8 +67,16 @@ $(SRC)/.fetched: | deps
 tree: fetch
 	@bash $(ROOT)/scripts/prepare_tree.sh $(SRC) $(TREE)
 
+# Caffe's Makefile rebuilds pycaffe's _caffe.so only when _caffe.cpp changes, not when
+# caffe.proto does; a _caffe.so older than caffe.pb.h has another LayerParameter layout and
+# corrupts the heap when a net is freed. So a stale one is removed first.
+PYCAFFE_SO := $(TREE)/python/caffe/_caffe.so
+PROTO_H := $(TREE)/.build_release/src/caffe/proto/caffe.pb.h
 caffe: tree venv
 	@echo "[make] building Caffe ($(VARIANT)) in $(TREE)"
+	@$(CAFFE_MAKE) proto
+	@if [ -f $(PYCAFFE_SO) ] && [ $(PROTO_H) -nt $(PYCAFFE_SO) ]; then \
+		echo "[make] caffe.proto changed: rebuilding pycaffe"; rm -f $(PYCAFFE_SO); fi
 	@$(CAFFE_MAKE) lib tools pycaffe
 
 # Each variant has its own env.sh (CAFFE_VARIANT, CAFFE_ROOT, PATH, PYTHONPATH); build/env.sh
