@@ -4,6 +4,8 @@
 #ifndef CAFFE_ROI_ALIGN_CPU_HPP_
 #define CAFFE_ROI_ALIGN_CPU_HPP_
 
+#include <stdint.h>
+
 #include <vector>
 
 #include "caffe/common.hpp"
@@ -12,30 +14,37 @@
 namespace caffe {
 namespace roi_align {
 
+// The passes work on channels-last copies of the maps (channels_last.hpp), so that their
+// innermost loops run over channels with contiguous loads and stores that the compiler
+// vectorises (AVX2 / AVX-512 clones chosen at run time, plain code elsewhere). Each channel
+// still sees exactly the operations of the geometry header, in the same order, so the results
+// are bit-identical to the scalar definition and to the CUDA kernels.
 template <typename Dtype>
 class CpuPasses {
  public:
   // RoI n (rois[n * 5 ...] = batch, x1, y1, x2, y2) is pooled from maps[level[n]] (level
   // NULL: maps[0] for every RoI); p gives the sampling, each map its size and scale. Every
-  // map has `channels` channels; batch indices are checked by the caller.
+  // map has `channels` channels and `num` images; batch indices are checked by the caller.
   //
   // Forward writes top (R, channels, pooled_h, pooled_w) and, for MAX, argmax (same shape).
-  // OpenMP over (RoI, channel).
+  // OpenMP over RoIs.
   void Forward(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
-      const int* level, const Dtype* rois, int num_rois, int channels, Dtype* top,
+      const int* level, const Dtype* rois, int num_rois, int num, int channels, Dtype* top,
       int* argmax);
-  // Backward adds the gradient of top_diff into each map's diff, which the caller has zeroed.
-  // OpenMP over channels: a channel's gradient planes are written by one thread alone, in a
-  // fixed order (no races, deterministic).
+  // Backward adds the gradient of top_diff into each map's diff. OpenMP over blocks of
+  // channels: a channel's gradient is written by one thread alone, in a fixed order (no
+  // races, deterministic).
   void Backward(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
-      const int* level, const Dtype* rois, int num_rois, int channels, const Dtype* top_diff,
-      const int* argmax);
+      const int* level, const Dtype* rois, int num_rois, int num, int channels,
+      const Dtype* top_diff, const int* argmax);
 
  private:
   // The box and the sample taps of every RoI on its map. Row taps of RoI n start at
   // tap_y_start_[n] (pooled_h * grid_h of them), column taps at tap_x_start_[n].
   void ComputeTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
       const int* level, const Dtype* rois, int num_rois);
+  // Sizes the channels-last buffer for the maps: map l at map_start_[l].
+  void LayOut(const std::vector<MapRef<Dtype> >& maps, int num, int channels);
   template <int K>
   void ForwardTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
       const int* level, const Dtype* rois, int num_rois, int channels, Dtype* top,
@@ -48,6 +57,8 @@ class CpuPasses {
   std::vector<Box<Dtype> > boxes_;
   std::vector<Taps<Dtype> > taps_y_, taps_x_;
   std::vector<int> tap_y_start_, tap_x_start_;
+  std::vector<Dtype> channels_last_;   // the maps' data (forward) or gradient (backward)
+  std::vector<int64_t> map_start_;
 };
 
 }  // namespace roi_align

@@ -146,7 +146,7 @@ void PyramidROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom
   vector<roi_align::MapRef<Dtype> > maps = Maps(bottom);
   for (int l = 0; l < num_levels_; ++l) maps[l].data = bottom[l + 1]->cpu_data();
   cpu_.Forward(params_, maps, levels_.cpu_data(), bottom[0]->cpu_data(), num_rois_,
-      channels_, top[0]->mutable_cpu_data(),
+      bottom[1]->num(), channels_, top[0]->mutable_cpu_data(),
       params_.is_max ? argmax_.mutable_cpu_data() : NULL);
 }
 
@@ -163,7 +163,8 @@ void PyramidROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   }
   if (num_rois_ == 0) return;
   cpu_.Backward(params_, maps, levels_.cpu_data(), bottom[0]->cpu_data(), num_rois_,
-      channels_, top[0]->cpu_diff(), params_.is_max ? argmax_.cpu_data() : NULL);
+      bottom[1]->num(), channels_, top[0]->cpu_diff(),
+      params_.is_max ? argmax_.cpu_data() : NULL);
 }
 
 #if defined(CPU_ONLY)

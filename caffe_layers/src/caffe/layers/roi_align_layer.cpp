@@ -73,8 +73,8 @@ void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
   CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
   vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
   maps[0].data = bottom[0]->cpu_data();
-  cpu_.Forward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, channels_,
-      top[0]->mutable_cpu_data(), params_.is_max ? argmax_.mutable_cpu_data() : NULL);
+  cpu_.Forward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, bottom[0]->num(),
+      channels_, top[0]->mutable_cpu_data(), params_.is_max ? argmax_.mutable_cpu_data() : NULL);
 }
 
 template <typename Dtype>
@@ -85,8 +85,8 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
   maps[0].diff = bottom[0]->mutable_cpu_diff();
   caffe_set(bottom[0]->count(), Dtype(0), maps[0].diff);
-  cpu_.Backward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, channels_,
-      top[0]->cpu_diff(), params_.is_max ? argmax_.cpu_data() : NULL);
+  cpu_.Backward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, bottom[0]->num(),
+      channels_, top[0]->cpu_diff(), params_.is_max ? argmax_.cpu_data() : NULL);
 }
 
 #if defined(CPU_ONLY)

@@ -1,33 +1,264 @@
+#include <stdint.h>
+
+#include <algorithm>
 #include <vector>
 
+#include "caffe/layers/channels_last.hpp"
 #include "caffe/layers/roi_align_cpu.hpp"
+
+// The hot loops are compiled once per instruction set and chosen at run time (GCC function
+// multi-versioning on x86-64); elsewhere, or with ROI_NATIVE (Makefile.config: -march=native),
+// they are plain functions.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ROI_NATIVE)
+#define ROI_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ROI_CLONES
+#endif
 
 namespace caffe {
 namespace roi_align {
 
 namespace {
 
-// Looks up the precomputed taps of one bin's sample rows (or columns), without copying them.
-template <typename Dtype>
-struct TapTable {
-  const Taps<Dtype>* taps;
-  const Taps<Dtype>& operator()(int i) const { return taps[i]; }
-};
+inline int MapOf(const int* level, int n) { return level ? level[n] : 0; }
 
-// The precomputed taps of bin row ph (or column pw) of RoI n.
-template <typename Dtype>
-TapTable<Dtype> BinTaps(const std::vector<Taps<Dtype> >& taps, const std::vector<int>& start,
-    int n, int bin, int grid) {
-  const TapTable<Dtype> table = {taps.data() + start[n] + bin * grid};
-  return table;
+// The value of one sample in every channel, added into acc (AVE) or compared with it (MAX):
+// channel c gets exactly interpolate<K>'s operations, in its order, on pixel column c.
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void Interpolated(const Dtype* in, int width,
+    int channels, const Taps<Dtype>& ty, const Taps<Dtype>& tx, const Dtype** row,
+    Dtype* wy, Dtype* wx) {
+  for (int k = 0; k < K; ++k) {
+    wy[k] = ty.weight(k);
+    wx[k] = tx.weight(k);
+    for (int l = 0; l < K; ++l) {
+      row[k * K + l] = in + (static_cast<int64_t>(ty.index(k)) * width + tx.index(l)) * channels;
+    }
+  }
 }
 
-template <typename Dtype>
-struct PlainAdd {
-  void operator()(Dtype* a, Dtype v) const { *a += v; }
+// One bin of one RoI, all channels: acc[c] (and am[c] for MAX) as pool_bin<K> computes them.
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void PoolBinChannels(const Dtype* in, int width,
+    int channels, const Taps<Dtype>* ty, int grid_h, const Taps<Dtype>* tx, int grid_w,
+    bool is_max, Dtype* __restrict__ acc, int* __restrict__ am) {
+  const Dtype* row[K * K];
+  Dtype wy[K], wx[K];
+  if (!is_max) {
+    std::fill(acc, acc + channels, Dtype(0));
+    for (int iy = 0; iy < grid_h; ++iy) {
+      if (!ty[iy].inside) continue;  // an outside sample adds 0
+      for (int ix = 0; ix < grid_w; ++ix) {
+        if (!tx[ix].inside) continue;
+        Interpolated<K>(in, width, channels, ty[iy], tx[ix], row, wy, wx);
+#pragma omp simd
+        for (int c = 0; c < channels; ++c) {
+          Dtype v = 0;
+#pragma GCC unroll 4
+          for (int k = 0; k < K; ++k) {
+            Dtype r = 0;
+#pragma GCC unroll 4
+            for (int l = 0; l < K; ++l) r += wx[l] * row[k * K + l][c];
+            v += wy[k] * r;
+          }
+          acc[c] += v;
+        }
+      }
+    }
+    const int count = grid_h * grid_w;
+    const Dtype d = count > 1 ? count : 1;
+#pragma omp simd
+    for (int c = 0; c < channels; ++c) acc[c] /= d;
+    return;
+  }
+  std::fill(acc, acc + channels, Dtype(0));
+  std::fill(am, am + channels, -1);
+  for (int iy = 0; iy < grid_h; ++iy) {
+    for (int ix = 0; ix < grid_w; ++ix) {
+      const int s = iy * grid_w + ix;
+      const bool first = s == 0;
+      if (!(ty[iy].inside && tx[ix].inside)) {  // value 0
+#pragma omp simd
+        for (int c = 0; c < channels; ++c) {
+          const bool take = first || Dtype(0) > acc[c];
+          acc[c] = take ? Dtype(0) : acc[c];
+          am[c] = take ? s : am[c];
+        }
+        continue;
+      }
+      Interpolated<K>(in, width, channels, ty[iy], tx[ix], row, wy, wx);
+#pragma omp simd
+      for (int c = 0; c < channels; ++c) {
+        Dtype v = 0;
+#pragma GCC unroll 4
+        for (int k = 0; k < K; ++k) {
+          Dtype r = 0;
+#pragma GCC unroll 4
+          for (int l = 0; l < K; ++l) r += wx[l] * row[k * K + l][c];
+          v += wy[k] * r;
+        }
+        const bool take = first || v > acc[c];  // the first largest sample wins
+        acc[c] = take ? v : acc[c];
+        am[c] = take ? s : am[c];
+      }
+    }
+  }
+}
+
+// The gradient g[j] of one sample spread over its taps, channels c0 + j (j < width_c) of the
+// channels-last gradient `out`: scatter<K>'s operations, in its order, per channel.
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void ScatterChannels(Dtype* out, int width,
+    int channels, int block, const Taps<Dtype>& ty, const Taps<Dtype>& tx,
+    const Dtype* __restrict__ g) {
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    const Dtype wy = ty.weight(k);
+#pragma GCC unroll 4
+    for (int l = 0; l < K; ++l) {
+      const Dtype wx = tx.weight(l);
+      Dtype* __restrict__ dst =
+          out + (static_cast<int64_t>(ty.index(k)) * width + tx.index(l)) * channels;
+#pragma omp simd
+      for (int j = 0; j < block; ++j) dst[j] += g[j] * wy * wx;
+    }
+  }
+}
+
+// MAX: the gradient g[j] goes to the taps of channel j's own winning sample am[j]. Sample by
+// sample, each channel adds its term where the sample is its winner and +0 elsewhere (which
+// changes nothing but the sign of a zero), so every channel sees scatter<K>'s operations of
+// its one sample, in order.
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void ScatterWinners(Dtype* out, int width,
+    int channels, int block, const Taps<Dtype>& ty, const Taps<Dtype>& tx, int sample,
+    const int* __restrict__ am, const Dtype* __restrict__ g) {
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    const Dtype wy = ty.weight(k);
+#pragma GCC unroll 4
+    for (int l = 0; l < K; ++l) {
+      const Dtype wx = tx.weight(l);
+      Dtype* __restrict__ dst =
+          out + (static_cast<int64_t>(ty.index(k)) * width + tx.index(l)) * channels;
+#pragma omp simd
+      for (int j = 0; j < block; ++j) dst[j] += am[j] == sample ? g[j] * wy * wx : Dtype(0);
+    }
+  }
+}
+
+// The passes over one RoI (forward) or one RoI and channel block (backward), made plain
+// functions per (K, Dtype) below so that each can be multi-versioned.
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width,
+    int channels, int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty,
+    const Taps<Dtype>* tx, bool is_max, Dtype* acc, int* am) {
+  for (int ph = 0; ph < pooled_h; ++ph) {
+    for (int pw = 0; pw < pooled_w; ++pw) {
+      const int bin = ph * pooled_w + pw;
+      PoolBinChannels<K>(in, width, channels, ty + ph * b.grid_h, b.grid_h,
+          tx + pw * b.grid_w, b.grid_w, is_max, acc + static_cast<int64_t>(bin) * channels,
+          is_max ? am + static_cast<int64_t>(bin) * channels : NULL);
+    }
+  }
+}
+
+// AVE backward of one RoI for channels [c0, c0 + block): g holds its top diff as
+// (bins, block), out the channels-last gradient of its image offset by c0.
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void BackwardRoiAve(Dtype* out, int width,
+    int channels, int block, int pooled_h, int pooled_w, const Box<Dtype>& b,
+    const Taps<Dtype>* ty, const Taps<Dtype>* tx, Dtype* g) {
+  const int count = b.grid_h * b.grid_w;
+  const Dtype d = count > 1 ? count : 1;
+  for (int ph = 0; ph < pooled_h; ++ph) {
+    for (int pw = 0; pw < pooled_w; ++pw) {
+      Dtype* gb = g + (ph * pooled_w + pw) * block;
+#pragma omp simd
+      for (int j = 0; j < block; ++j) gb[j] /= d;
+      const Taps<Dtype>* bty = ty + ph * b.grid_h;
+      const Taps<Dtype>* btx = tx + pw * b.grid_w;
+      for (int iy = 0; iy < b.grid_h; ++iy) {
+        if (!bty[iy].inside) continue;
+        for (int ix = 0; ix < b.grid_w; ++ix) {
+          if (btx[ix].inside) ScatterChannels<K>(out, width, channels, block, bty[iy],
+              btx[ix], gb);
+        }
+      }
+    }
+  }
+}
+
+// MAX backward of one RoI for channels [c0, c0 + block): g and am hold its top diff and
+// argmaxes as (bins, block).
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void BackwardRoiMax(Dtype* out, int width,
+    int channels, int block, int pooled_h, int pooled_w, const Box<Dtype>& b,
+    const Taps<Dtype>* ty, const Taps<Dtype>* tx, const Dtype* g, const int* am) {
+  for (int ph = 0; ph < pooled_h; ++ph) {
+    for (int pw = 0; pw < pooled_w; ++pw) {
+      const int bin = ph * pooled_w + pw;
+      const Taps<Dtype>* bty = ty + ph * b.grid_h;
+      const Taps<Dtype>* btx = tx + pw * b.grid_w;
+      for (int iy = 0; iy < b.grid_h; ++iy) {
+        if (!bty[iy].inside) continue;
+        for (int ix = 0; ix < b.grid_w; ++ix) {
+          if (btx[ix].inside) ScatterWinners<K>(out, width, channels, block, bty[iy],
+              btx[ix], iy * b.grid_w + ix, am + bin * block, g + bin * block);
+        }
+      }
+    }
+  }
+}
+
+#define ROI_CPU_KERNELS(K, Dtype, suffix) \
+ROI_CLONES void ForwardRoi##suffix(const Dtype* in, int width, int channels, int pooled_h, \
+    int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, const Taps<Dtype>* tx, \
+    bool is_max, Dtype* acc, int* am) { \
+  ForwardRoi<K>(in, width, channels, pooled_h, pooled_w, b, ty, tx, is_max, acc, am); \
+} \
+ROI_CLONES void BackwardRoiAve##suffix(Dtype* out, int width, int channels, int block, \
+    int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
+    const Taps<Dtype>* tx, Dtype* g) { \
+  BackwardRoiAve<K>(out, width, channels, block, pooled_h, pooled_w, b, ty, tx, g); \
+} \
+ROI_CLONES void BackwardRoiMax##suffix(Dtype* out, int width, int channels, int block, \
+    int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
+    const Taps<Dtype>* tx, const Dtype* g, const int* am) { \
+  BackwardRoiMax<K>(out, width, channels, block, pooled_h, pooled_w, b, ty, tx, g, am); \
+}
+
+ROI_CPU_KERNELS(2, float, 2f)
+ROI_CPU_KERNELS(4, float, 4f)
+ROI_CPU_KERNELS(2, double, 2d)
+ROI_CPU_KERNELS(4, double, 4d)
+
+// The multi-versioned function for (K, Dtype).
+template <int K, typename Dtype> struct Kernels;
+template <> struct Kernels<2, float> {
+  static constexpr auto forward = ForwardRoi2f;
+  static constexpr auto backward_ave = BackwardRoiAve2f;
+  static constexpr auto backward_max = BackwardRoiMax2f;
+};
+template <> struct Kernels<4, float> {
+  static constexpr auto forward = ForwardRoi4f;
+  static constexpr auto backward_ave = BackwardRoiAve4f;
+  static constexpr auto backward_max = BackwardRoiMax4f;
+};
+template <> struct Kernels<2, double> {
+  static constexpr auto forward = ForwardRoi2d;
+  static constexpr auto backward_ave = BackwardRoiAve2d;
+  static constexpr auto backward_max = BackwardRoiMax2d;
+};
+template <> struct Kernels<4, double> {
+  static constexpr auto forward = ForwardRoi4d;
+  static constexpr auto backward_ave = BackwardRoiAve4d;
+  static constexpr auto backward_max = BackwardRoiMax4d;
 };
 
-inline int MapOf(const int* level, int n) { return level ? level[n] : 0; }
+// Channels per block of the backward pass: a block's share of a pixel is 8 (float) or 16
+// (double) cache lines, and C / kBlock blocks (4 for C = 512) keep two threads busy.
+const int kBlock = 128;
 
 }  // namespace
 
@@ -68,11 +299,27 @@ void CpuPasses<Dtype>::ComputeTaps(const Params<Dtype>& p,
 }
 
 template <typename Dtype>
+void CpuPasses<Dtype>::LayOut(const std::vector<MapRef<Dtype> >& maps, int num,
+    int channels) {
+  map_start_.assign(maps.size() + 1, 0);
+  for (size_t l = 0; l < maps.size(); ++l) {
+    map_start_[l + 1] = map_start_[l]
+        + static_cast<int64_t>(num) * channels * maps[l].height * maps[l].width;
+  }
+  channels_last_.resize(map_start_.back());
+}
+
+template <typename Dtype>
 void CpuPasses<Dtype>::Forward(const Params<Dtype>& p,
     const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
-    int num_rois, int channels, Dtype* top, int* argmax) {
-  if (num_rois == 0) return;
+    int num_rois, int num, int channels, Dtype* top, int* argmax) {
+  if (num_rois == 0 || channels == 0) return;
   ComputeTaps(p, maps, level, rois, num_rois);
+  LayOut(maps, num, channels);
+  for (size_t l = 0; l < maps.size(); ++l) {
+    channels_last::FromNchw(maps[l].data, num, channels, maps[l].height * maps[l].width,
+        channels_last_.data() + map_start_[l]);
+  }
   with_tap_count(p.bi_type, [&](auto taps) {
     this->template ForwardTaps<decltype(taps)::value>(p, maps, level, rois, num_rois,
         channels, top, argmax);
@@ -85,21 +332,29 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p,
     const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
     int num_rois, int channels, Dtype* top, int* argmax) {
   const int bins = p.pooled_h * p.pooled_w;
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int nc = 0; nc < num_rois * channels; ++nc) {
-    const int n = nc / channels, c = nc % channels;
-    const MapRef<Dtype>& m = maps[MapOf(level, n)];
-    const int batch = static_cast<int>(rois[n * 5]);
-    const Dtype* in = m.data + (batch * channels + c) * m.height * m.width;
-    const Box<Dtype>& b = boxes_[n];
-    int am = -1;
-    for (int ph = 0; ph < p.pooled_h; ++ph) {
-      const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-      for (int pw = 0; pw < p.pooled_w; ++pw) {
-        const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-        const int o = nc * bins + ph * p.pooled_w + pw;
-        top[o] = pool_bin<K>(in, m.width, b.grid_h, b.grid_w, p.is_max, ty, tx, &am);
-        if (argmax) argmax[o] = am;
+#pragma omp parallel
+  {
+    // This thread's outputs of one RoI, channels last: (bins, channels).
+    std::vector<Dtype> acc(static_cast<int64_t>(bins) * channels);
+    std::vector<int> am(p.is_max ? acc.size() : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int n = 0; n < num_rois; ++n) {
+      const int l = MapOf(level, n);
+      const MapRef<Dtype>& m = maps[l];
+      const Dtype* in = channels_last_.data() + map_start_[l] + static_cast<int64_t>(
+          rois[n * 5]) * m.height * m.width * channels;
+      Kernels<K, Dtype>::forward(in, m.width, channels, p.pooled_h, p.pooled_w, boxes_[n],
+          taps_y_.data() + tap_y_start_[n], taps_x_.data() + tap_x_start_[n], p.is_max,
+          acc.data(), am.data());
+      Dtype* out = top + static_cast<int64_t>(n) * channels * bins;
+      for (int c = 0; c < channels; ++c) {
+        for (int b = 0; b < bins; ++b) out[c * bins + b] = acc[b * channels + c];
+      }
+      if (argmax) {
+        int* out_am = argmax + static_cast<int64_t>(n) * channels * bins;
+        for (int c = 0; c < channels; ++c) {
+          for (int b = 0; b < bins; ++b) out_am[c * bins + b] = am[b * channels + c];
+        }
       }
     }
   }
@@ -108,13 +363,19 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p,
 template <typename Dtype>
 void CpuPasses<Dtype>::Backward(const Params<Dtype>& p,
     const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
-    int num_rois, int channels, const Dtype* top_diff, const int* argmax) {
-  if (num_rois == 0) return;
+    int num_rois, int num, int channels, const Dtype* top_diff, const int* argmax) {
+  if (num_rois == 0 || channels == 0) return;
   ComputeTaps(p, maps, level, rois, num_rois);
+  LayOut(maps, num, channels);
+  std::fill(channels_last_.begin(), channels_last_.end(), Dtype(0));
   with_tap_count(p.bi_type, [&](auto taps) {
     this->template BackwardTaps<decltype(taps)::value>(p, maps, level, rois, num_rois,
         channels, top_diff, argmax);
   });
+  for (size_t l = 0; l < maps.size(); ++l) {
+    channels_last::AddToNchw(channels_last_.data() + map_start_[l], num, channels,
+        maps[l].height * maps[l].width, maps[l].diff);
+  }
 }
 
 template <typename Dtype>
@@ -123,22 +384,39 @@ void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p,
     const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
     int num_rois, int channels, const Dtype* top_diff, const int* argmax) {
   const int bins = p.pooled_h * p.pooled_w;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int c = 0; c < channels; ++c) {
-    for (int n = 0; n < num_rois; ++n) {
-      const MapRef<Dtype>& m = maps[MapOf(level, n)];
-      const int batch = static_cast<int>(rois[n * 5]);
-      Dtype* out = m.diff + (batch * channels + c) * m.height * m.width;
-      const Box<Dtype>& b = boxes_[n];
-      const int nc = n * channels + c;
-      for (int ph = 0; ph < p.pooled_h; ++ph) {
-        const TapTable<Dtype> ty = BinTaps(taps_y_, tap_y_start_, n, ph, b.grid_h);
-        for (int pw = 0; pw < p.pooled_w; ++pw) {
-          const TapTable<Dtype> tx = BinTaps(taps_x_, tap_x_start_, n, pw, b.grid_w);
-          const int o = nc * bins + ph * p.pooled_w + pw;
-          scatter_bin<K>(out, m.width, b.grid_h, b.grid_w, p.is_max,
-              argmax ? argmax[o] : -1, top_diff[o], ty, tx, PlainAdd<Dtype>());
+  const int blocks = (channels + kBlock - 1) / kBlock;
+#pragma omp parallel
+  {
+    std::vector<Dtype> g(static_cast<int64_t>(bins) * kBlock);
+    std::vector<int> am(p.is_max ? g.size() : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int blk = 0; blk < blocks; ++blk) {
+      const int c0 = blk * kBlock, block = std::min(kBlock, channels - c0);
+      for (int n = 0; n < num_rois; ++n) {
+        const int l = MapOf(level, n);
+        const MapRef<Dtype>& m = maps[l];
+        Dtype* out = channels_last_.data() + map_start_[l] + static_cast<int64_t>(
+            rois[n * 5]) * m.height * m.width * channels + c0;
+        const Box<Dtype>& b = boxes_[n];
+        const Taps<Dtype>* ty = taps_y_.data() + tap_y_start_[n];
+        const Taps<Dtype>* tx = taps_x_.data() + tap_x_start_[n];
+        const int64_t first = (static_cast<int64_t>(n) * channels + c0) * bins;
+        // This RoI's top diff (and argmaxes) for the block, channels last: (bins, block).
+        for (int j = 0; j < block; ++j) {
+          const Dtype* src = top_diff + first + j * bins;
+          for (int bin = 0; bin < bins; ++bin) g[bin * block + j] = src[bin];
         }
+        if (!p.is_max) {
+          Kernels<K, Dtype>::backward_ave(out, m.width, channels, block, p.pooled_h,
+              p.pooled_w, b, ty, tx, g.data());
+          continue;
+        }
+        for (int j = 0; j < block; ++j) {
+          const int* src = argmax + first + j * bins;
+          for (int bin = 0; bin < bins; ++bin) am[bin * block + j] = src[bin];
+        }
+        Kernels<K, Dtype>::backward_max(out, m.width, channels, block, p.pooled_h,
+            p.pooled_w, b, ty, tx, g.data(), am.data());
       }
     }
   }
