@@ -45,3 +45,17 @@ def awkward_rois(rng: np.random.Generator, n: int, num_images: int, img_h: float
             w, h = rng.uniform(img_w / 4, img_w), rng.uniform(img_h / 4, img_h)
         rows.append([rng.integers(0, num_images), x1, y1, x1 + w, y1 + h])
     return np.asarray(rows, dtype=np.float32)
+
+
+def fpn_levels(rois: np.ndarray, num_levels: int, first_level: int = 2,
+               canonical_size: float = 224, canonical_level: int = 4) -> np.ndarray:
+    """(R,) index into a pyramid of num_levels maps (finest first, the first at FPN level
+    first_level) for each RoI, by detectron2's rule (PyramidROIAlign's level_rule FLOOR):
+    floor(canonical_level + log2(sqrt(w*h) / canonical_size + 1e-6)), w = x2 - x1, clamped to
+    the levels present; a NaN level goes to the finest."""
+    r = rois.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        size = np.sqrt((r[:, 3] - r[:, 1]) * (r[:, 4] - r[:, 2]))
+        level = np.floor(canonical_level + np.log2(size / canonical_size + 1e-6)) - first_level
+    level = np.where(np.isnan(level), 0, level)
+    return np.clip(level, 0, num_levels - 1).astype(np.int64)
