@@ -280,3 +280,99 @@ def test_committed_roialign_models_are_swapped_fixtures(caffe, shared_models, tm
     committed = (ROOT / "models/pascal_voc" / net / "faster_rcnn_end2end_roialign"
                  / f"{phase}.prototxt")
     assert committed.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("value,number", [("BIN_CORNERS", 3), ("CROP_AND_RESIZE", 4), ("3", 3)])
+def test_new_alignments_are_known(caffe, tmp_path, value, number, capsys):
+    src, out = tmp_path / "in.prototxt", tmp_path / "out.prototxt"
+    src.write_text('layer { name: "r" type: "ROIPooling" bottom: "a" bottom: "b" top: "c" }\n')
+    assert swap_roi.main([str(src), str(out), "--set", f"alignment={value}"]) == 0
+    name = "BIN_CORNERS" if number == 3 else "CROP_AND_RESIZE"
+    assert f"ROIPooling -> ROIAlign alignment={name}" in capsys.readouterr().out
+    assert parse(out).layer[0].roi_pooling_param.alignment == number
+    assert f"alignment: {name}" in out.read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "alignment=DIAGONAL"],
+     "alignment must be one of CAFFE, DETECTRON, HALF_PIXEL, BIN_CORNERS, CROP_AND_RESIZE"),
+    (["--set", "alignment=BIN_CORNERS", "--set", "sampling_ratio=0"],
+     "layer 'r' (ROIAlign): alignment BIN_CORNERS has no adaptive grid; sampling_ratio must "
+     "be -1 or >= 1, got 0"),
+    (["--set", "alignment=CROP_AND_RESIZE", "--set", "bi_type=1"],
+     "layer 'r' (ROIAlign): alignment CROP_AND_RESIZE is defined for bilinear sampling only; "
+     "bi_type must be 0, got 1"),
+    (["--set", "alignment=BIN_CORNERS"],    # the file's bi_type: 1 stays
+     "alignment BIN_CORNERS is defined for bilinear sampling only"),
+])
+def test_refused_alignment_settings(caffe, tmp_path, args, message, capsys):
+    src = tmp_path / "in.prototxt"
+    bicubic = " roi_pooling_param { bi_type: 1 }" if len(args) == 2 and "BIN" in args[1] else ""
+    src.write_text(f'layer {{ name: "r" type: "ROIAlign" bottom: "a" bottom: "b" top: "c"'
+                   f"{bicubic} }}\n")
+    assert swap_roi.main([str(src), str(tmp_path / "out.prototxt"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.prototxt").exists()
+
+
+PYRAMID_NET = """name: "fpn"
+layer { name: "rois" type: "Input" top: "rois" input_param { shape { dim: 2 dim: 5 } } }
+layer { name: "p2" type: "Input" top: "p2" input_param { shape { dim: 1 dim: 2 dim: 16 dim: 16 } } }
+layer { name: "p3" type: "Input" top: "p3" input_param { shape { dim: 1 dim: 2 dim: 8 dim: 8 } } }
+layer {
+  name: "box_pool"  # multi-level
+  type: "PyramidROIAlign"
+  bottom: "rois" bottom: "p2" bottom: "p3" top: "box"
+  roi_pooling_param {
+    pooled_h: 2
+    pooled_w: 2
+    pool: AVE  # average
+  }
+  pyramid_roi_param { spatial_scale: 0.25 spatial_scale: 0.125 level_rule: ROUND }
+}
+layer { name: "single" type: "ROIPooling" bottom: "p2" bottom: "rois" top: "one"
+  roi_pooling_param { pooled_h: 2 pooled_w: 2 spatial_scale: 0.25 } }
+"""  # noqa: E501
+
+
+def test_pyramid_layers_keep_their_type(caffe, tmp_path, capsys):
+    """--set reaches PyramidROIAlign's roi_pooling_param (not spatial_scale: one per level is
+    in pyramid_roi_param); its type, pyramid_roi_param and layout stay; the net loads."""
+    src, out = tmp_path / "fpn.prototxt", tmp_path / "out.prototxt"
+    src.write_text(PYRAMID_NET)
+    assert swap_roi.main([str(src), str(out), "--set", "alignment=BIN_CORNERS",
+                          "--set", "spatial_scale=0.25", "--set", "pool=MAX"]) == 0
+    report = capsys.readouterr().out
+    assert ("layer 'box_pool': PyramidROIAlign (type kept) alignment=BIN_CORNERS pool=MAX "
+            "(spatial_scale not set: PyramidROIAlign takes one per level from "
+            "pyramid_roi_param)") in report
+    assert "layer 'single': ROIPooling -> ROIAlign alignment=BIN_CORNERS" in report
+    assert "(2 RoI layers changed)" in report
+    want = (PYRAMID_NET.replace("    pool: AVE  # average\n", "    pool: MAX\n    "
+                                "alignment: BIN_CORNERS\n")
+            .replace('type: "ROIPooling"', 'type: "ROIAlign"')
+            .replace("spatial_scale: 0.25 } }", "spatial_scale: 0.25 alignment: BIN_CORNERS "
+                     "pool: MAX } }"))
+    assert out.read_text() == want
+    assert parse(out) == swapped_net(src, "ROIAlign", {"alignment": 3, "spatial_scale": 0.25,
+                                                       "pool": 0})
+    net = caffe.Net(str(out), caffe.TEST)
+    net.blobs["rois"].data[...] = [[0, 0, 0, 40, 40], [0, 8, 8, 60, 30]]
+    assert net.forward()["box"].shape == (2, 2, 2, 2)
+
+
+def test_pyramid_layers_stay_when_swapping_to_roipooling(caffe, tmp_path, capsys):
+    src, out = tmp_path / "fpn.prototxt", tmp_path / "out.prototxt"
+    src.write_text(PYRAMID_NET.replace('"ROIPooling"', '"ROIAlign"'))
+    assert swap_roi.main([str(src), str(out), "--to", "ROIPooling"]) == 0
+    report = capsys.readouterr().out
+    assert ("layer 'box_pool': PyramidROIAlign kept as it is (multi-level: no ROIPooling "
+            "equivalent)") in report
+    assert out.read_text() == PYRAMID_NET
+    only = tmp_path / "only.prototxt"
+    only.write_text("\n".join(PYRAMID_NET.splitlines()[:-2]) + "\n")
+    assert swap_roi.main([str(only), str(out)]) == 2
+    assert ("no ROIPooling or ROIAlign layer found (PyramidROIAlign layers keep their type: "
+            "box_pool; --set changes their roi_pooling_param)") in capsys.readouterr().err
+    assert swap_roi.main([str(only), str(out), "--set", "sampling_ratio=2"]) == 0
+    assert parse(out).layer[3].roi_pooling_param.sampling_ratio == 2

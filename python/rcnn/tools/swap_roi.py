@@ -9,6 +9,17 @@ does not use, so ROIPooling -> ROIAlign -> ROIPooling gives back the original ne
 else is kept; RoI layers have no weights, so a .caffemodel trained with one type loads into a
 net of the other.
 
+alignment (--set alignment=...): CAFFE (the default: the seed layer), DETECTRON (Detectron,
+torchvision aligned=False), HALF_PIXEL (detectron2, torchvision aligned=True), BIN_CORNERS
+(faster-rcnn.pytorch's RoIAlignAvg / RoIAlignMax; bilinear, sampling_ratio -1 or >= 1) and
+CROP_AND_RESIZE (tf.image.crop_and_resize; bilinear). A combination the layer would refuse at
+setup is refused here, naming the layer.
+
+PyramidROIAlign layers (multi-level RoIAlign) keep their type, whatever --to says: neither
+ROIPooling nor ROIAlign takes a pyramid. --set changes their roi_pooling_param too, except
+spatial_scale (they take one per level, in pyramid_roi_param); converting to ROIPooling
+clears nothing in them.
+
 A prototxt's text is edited, not regenerated: only the RoI layers' type and the fields of
 their roi_pooling_param that change are touched (new fields go at the end of the block, a
 changed value loses the comment on its line); every other byte of the file, comments and layout
@@ -25,6 +36,13 @@ from pathlib import Path
 ROI_TYPES = ("ROIPooling", "ROIAlign")
 # Fields of ROIPoolingParameter that ROIPooling itself uses.
 POOLING_FIELDS = ("pooled_h", "pooled_w", "spatial_scale")
+# Multi-level RoIAlign: its roi_pooling_param takes --set, its type never changes.
+PYRAMID_TYPE = "PyramidROIAlign"
+# roi_pooling_param fields PyramidROIAlign refuses (one spatial_scale per level instead).
+PYRAMID_SKIPPED = ("spatial_scale",)
+# Alignments defined for bilinear sampling only, and those without an adaptive grid.
+BILINEAR_ONLY = ("BIN_CORNERS", "CROP_AND_RESIZE")
+NO_ADAPTIVE_GRID = ("BIN_CORNERS",)
 
 class SwapError(Exception):
     """A problem with the user's input, reported as one line."""
@@ -132,10 +150,60 @@ def shown(param, key: str, value: object) -> str:
     return str(value)
 
 
+def layer_settings(layer_type: str, settings: dict[str, object]) -> dict[str, object]:
+    """The --set fields that apply to a layer of this type."""
+    if layer_type == PYRAMID_TYPE:
+        return {k: v for k, v in settings.items() if k not in PYRAMID_SKIPPED}
+    return settings
+
+
+def check_sampling(layer) -> None:
+    """SwapError for a roi_pooling_param that ROIAlign / PyramidROIAlign would refuse because
+    of its alignment (a fatal error at net setup otherwise)."""
+    if layer.type not in ("ROIAlign", PYRAMID_TYPE):
+        return
+    param = layer.roi_pooling_param
+    alignment = shown(param, "alignment", param.alignment)
+    where = f"layer '{layer.name}' ({layer.type}): alignment {alignment}"
+    if alignment in BILINEAR_ONLY and param.bi_type != 0:
+        raise SwapError(f"{where} is defined for bilinear sampling only; bi_type must be 0, "
+                        f"got {param.bi_type}")
+    if alignment in NO_ADAPTIVE_GRID and param.sampling_ratio == 0:
+        raise SwapError(f"{where} has no adaptive grid; sampling_ratio must be -1 or >= 1, "
+                        "got 0")
+
+
+def swap_pyramid(layer, settings: dict[str, object]) -> str | None:
+    """Applies --set to a PyramidROIAlign layer (its type stays); its report line, or None if
+    nothing applies to it."""
+    mine = layer_settings(PYRAMID_TYPE, settings)
+    if not mine:
+        return None
+    for key, value in mine.items():
+        setattr(layer.roi_pooling_param, key, value)
+    skipped = [k for k in settings if k not in mine]
+    note = (f" ({', '.join(skipped)} not set: PyramidROIAlign takes one per level from "
+            "pyramid_roi_param)") if skipped else ""
+    sets = "".join(f" {k}={shown(layer.roi_pooling_param, k, v)}" for k, v in mine.items())
+    return f"layer '{layer.name}': PyramidROIAlign (type kept){sets}{note}"
+
+
+def kept_pyramids(net) -> list[str]:
+    """Names of the PyramidROIAlign layers of net."""
+    return [layer.name for layer in net.layer if layer.type == PYRAMID_TYPE]
+
+
 def swap(net, to: str, settings: dict[str, object]) -> list[str]:
-    """Rewrites net in place; returns one line per changed layer."""
+    """Rewrites net in place; returns one line per changed layer. SwapError if a changed
+    layer's settings are ones the layer refuses."""
     changed = []
     for layer in net.layer:
+        if layer.type == PYRAMID_TYPE:
+            line = swap_pyramid(layer, settings)
+            if line is not None:
+                check_sampling(layer)
+                changed.append(line)
+            continue
         if layer.type not in ROI_TYPES:
             continue
         before = layer.type
@@ -151,6 +219,7 @@ def swap(net, to: str, settings: dict[str, object]) -> list[str]:
                     cleared.append(field.name)
         note = f" (cleared {', '.join(cleared)}: unused by ROIPooling)" if cleared else ""
         sets = "".join(f" {k}={shown(param, k, v)}" for k, v in settings.items())
+        check_sampling(layer)
         changed.append(f"layer '{layer.name}': {before} -> {to}{sets}{note}")
     return changed
 
@@ -401,6 +470,9 @@ def swap_text(text: str, net, to: str, settings: dict[str, object]) -> str:
     for block, layer in zip(layers, net.layer, strict=True):
         if layer.type in ROI_TYPES:
             edits += layer_edits(text, block, layer.type, to, settings)
+        elif layer.type == PYRAMID_TYPE:
+            edits += layer_edits(text, block, layer.type, layer.type,
+                                 layer_settings(layer.type, settings))
     # From the end, so offsets stay valid; a removal before an insertion at its start.
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
@@ -440,8 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         original = type(net)()
         original.CopyFrom(net)
         changed = swap(net, args.to, settings)
+        pyramids = kept_pyramids(net)
         if not changed:
-            raise SwapError(f"{args.input}: no ROIPooling or ROIAlign layer found")
+            hint = (f" (PyramidROIAlign layers keep their type: {', '.join(pyramids)}; "
+                    "--set changes their roi_pooling_param)") if pyramids else ""
+            raise SwapError(f"{args.input}: no ROIPooling or ROIAlign layer found{hint}")
         if is_binary(args.input) or is_binary(args.output):
             write_net(net, args.output)
         else:
@@ -456,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     # The report is this command's output.
     for line in changed:
         print(line)
+    for name in pyramids if not layer_settings(PYRAMID_TYPE, settings) else []:
+        print(f"layer '{name}': PyramidROIAlign kept as it is (multi-level: no "
+              f"{args.to} equivalent)")
     print(f"wrote {args.output} ({len(changed)} RoI layer{'' if len(changed) == 1 else 's'} "
           "changed)")
     return 0
