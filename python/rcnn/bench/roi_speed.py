@@ -9,6 +9,12 @@ RoiAlign and MaxRoiPool (forward). Each thread count runs in its own process, si
 reads OMP_NUM_THREADS at start-up. Prints a table and writes JSON. --gpu (CUDA builds) adds
 GPU-mode times, which include copying one result back to the host to wait for the kernels,
 and torchvision's CUDA roi_align and roi_pool where torchvision is installed.
+
+The pyramid input (fpn_p2p5_r1000: P2-P5 of an 800 x 1088 image, 1000 proposal-like RoIs over
+all levels, 7x7, AVE, DETECTRON alignment, sampling_ratio 2 and adaptive) times
+PyramidROIAlign against two single-level baselines on the same RoIs: ROIAlign on each RoI's
+own level (one ROIAlign per level on that level's RoIs, times summed: the same work without
+the level dispatch) and ROIAlign on P3 for every RoI. A second table gives the ratios.
 """
 from __future__ import annotations
 
@@ -27,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from rcnn.roi_harness.nets import RoILayerRunner
+from rcnn.roi_harness.nets import PyramidRunner, RoILayerRunner
 from rcnn.roi_harness.onnx_reference import OrtRoiOp, max_roi_pool_op, roi_align_op
-from rcnn.roi_harness.rois import proposal_like_rois
+from rcnn.roi_harness.rois import fpn_levels, proposal_like_rois
 
 log = logging.getLogger("bench_roi")
 
@@ -40,6 +46,21 @@ INPUTS = {
     "fpn_p3_7x7_r512": ((2, 256, 100, 136), 1 / 8, 7, 512),
     "fpn_p3_14x14_r512": ((2, 256, 100, 136), 1 / 8, 14, 512),
 }
+
+# name -> (feature map shapes finest first, their spatial scales, pooled, RoIs, image (h, w))
+PYRAMID_INPUTS: dict[str, tuple[list[tuple[int, ...]], list[float], int, int,
+                                tuple[int, int]]] = {
+    "fpn_p2p5_r1000": ([(1, 256, 200, 272), (1, 256, 100, 136), (1, 256, 50, 68),
+                        (1, 256, 25, 34)], [1 / 4, 1 / 8, 1 / 16, 1 / 32], 7, 1000, (800, 1088)),
+}
+# The pyramid input's settings (AVE, DETECTRON alignment): name -> roi_pooling_param
+PYRAMID_SETTINGS: dict[str, dict[str, Any]] = {
+    "sr2": {"pool": "AVE", "alignment": "DETECTRON", "sampling_ratio": 2},
+    "adaptive": {"pool": "AVE", "alignment": "DETECTRON", "sampling_ratio": 0},
+}
+PYRAMID = "PyramidROIAlign"
+PER_LEVEL = "ROIAlign own level"    # one ROIAlign per level on its RoIs, times summed
+ON_P3 = "ROIAlign P3 all"
 
 # name -> (layer type, roi_pooling_param extras, the matching onnxruntime op or None: a
 # function of (x_shape, (pooled, pooled), spatial_scale, threads=...))
@@ -73,6 +94,73 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
+def sync_blob(gpu: bool, blob) -> None:
+    """In GPU mode, reading a result back waits for the kernels (and adds that copy)."""
+    if gpu:
+        blob.data.ravel()[:1]
+
+
+def time_net(net, top: str, bottom: str, repeats: int, gpu: bool) -> tuple[float, float]:
+    """(forward, backward) median seconds of a net already fed, top diff set to ones."""
+    fwd = median_time(lambda: (net.forward(), sync_blob(gpu, net.blobs[top])), repeats)
+    net.blobs[top].diff[...] = 1
+    bwd = median_time(lambda: (net.backward(), sync_blob(gpu, net.blobs[bottom])), repeats)
+    return fwd, bwd
+
+
+def time_single_level(shape: tuple[int, ...], x: np.ndarray, rois: np.ndarray, scale: float,
+                      pooled: int, params: dict[str, Any], repeats: int,
+                      gpu: bool) -> tuple[float, float]:
+    """(forward, backward) seconds of ROIAlign on one map for rois (0, 0 for no RoIs)."""
+    if len(rois) == 0:
+        return 0.0, 0.0
+    runner = RoILayerRunner("ROIAlign", shape, len(rois), pooled_h=pooled, pooled_w=pooled,
+                            spatial_scale=scale, **params)
+    runner.forward(x, rois)
+    return time_net(runner.net, "out", "data", repeats, gpu)
+
+
+def pyramid_rows(key: str, threads: int, repeats: int, gpu: bool) -> list[dict[str, Any]]:
+    """PyramidROIAlign and its two single-level baselines on one pyramid input."""
+    shapes, scales, pooled, n, (img_h, img_w) = PYRAMID_INPUTS[key]
+    rng = np.random.default_rng(0)
+    maps = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    rois = proposal_like_rois(rng, n, 1, img_h, img_w)
+    levels = fpn_levels(rois, len(shapes))
+    counts = np.bincount(levels, minlength=len(shapes)).tolist()
+    rows = []
+    for setting, params in PYRAMID_SETTINGS.items():
+        runner = PyramidRunner(shapes, n, {"spatial_scale": scales}, pooled_h=pooled,
+                               pooled_w=pooled, **params)
+        runner.forward(maps, rois)
+        times = {PYRAMID: time_net(runner.net, "out", "p0", repeats, gpu)}
+        per_level = [time_single_level(shapes[lv], maps[lv], rois[levels == lv], scales[lv],
+                                       pooled, params, repeats, gpu)
+                     for lv in range(len(shapes))]
+        times[PER_LEVEL] = (sum(t[0] for t in per_level), sum(t[1] for t in per_level))
+        times[ON_P3] = time_single_level(shapes[1], maps[1], rois, scales[1], pooled, params,
+                                         repeats, gpu)
+        for method, (fwd, bwd) in times.items():
+            rows.append({"input": key, "method": f"{method} {setting}", "threads": threads,
+                         "device": "GPU" if gpu else "CPU", "forward_ms": 1e3 * fwd,
+                         "backward_ms": 1e3 * bwd, "pyramid_setting": setting,
+                         "pyramid_role": method, "rois_per_level": counts})
+            log.info("%s | %s %s | %d thread(s): forward %.2f ms, backward %.2f ms", key,
+                     method, setting, threads, 1e3 * fwd, 1e3 * bwd)
+        add_pyramid_ratios(rows[-len(times):])
+    return rows
+
+
+def add_pyramid_ratios(rows: list[dict[str, Any]]) -> None:
+    """Adds to the PyramidROIAlign row of one setting its time over each baseline's."""
+    by_role = {r["pyramid_role"]: r for r in rows}
+    pyr = by_role[PYRAMID]
+    for role, name in ((PER_LEVEL, "per_level"), (ON_P3, "p3")):
+        for pass_ in ("forward", "backward"):
+            base = by_role[role][f"{pass_}_ms"]
+            pyr[f"{pass_}_over_{name}"] = pyr[f"{pass_}_ms"] / base if base else float("nan")
+
+
 def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: bool):
     import caffe
 
@@ -84,11 +172,12 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
     rows = []
 
     def sync(blob) -> None:
-        """In GPU mode, reading a result back waits for the kernels (and adds that copy)."""
-        if gpu:
-            blob.data.ravel()[:1]
+        sync_blob(gpu, blob)
 
     for key in inputs:
+        if key in PYRAMID_INPUTS:
+            rows += pyramid_rows(key, threads, repeats, gpu)
+            continue
         shape, scale, pooled, n = INPUTS[key]
         x, rois = make_inputs(shape, scale, n)
         for name, (layer, params, ort_op) in OURS.items():
@@ -136,13 +225,39 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def pyramid_table(rows: list[dict[str, Any]]) -> str:
+    """PyramidROIAlign over its baselines: own level (sum of per-level ROIAlign) and P3."""
+    rows = sorted((r for r in rows if r.get("pyramid_role") == PYRAMID),
+                  key=lambda r: (r["device"], r["threads"]))
+    head = (f"{'input':<16} {'setting':<24} {'dev':<4} {'thr':>3} {'fwd ms':>9} {'bwd ms':>9} "
+            f"{'fwd/own':>8} {'bwd/own':>8} {'fwd/P3':>8} {'bwd/P3':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['input']:<16} {r['pyramid_setting']:<24} {r['device']:<4} {r['threads']:>3} "
+            f"{r['forward_ms']:>9.2f} {r['backward_ms']:>9.2f} "
+            f"{r['forward_over_per_level']:>8.2f} {r['backward_over_per_level']:>8.2f} "
+            f"{r['forward_over_p3']:>8.2f} {r['backward_over_p3']:>8.2f}")
+    return "\n".join(lines)
+
+
+def input_meta(key: str) -> dict[str, Any]:
+    if key in PYRAMID_INPUTS:
+        shapes, scales, pooled, n, image = PYRAMID_INPUTS[key]
+        return {"shapes": shapes, "spatial_scales": scales, "pooled": pooled, "rois": n,
+                "image": image, "level_rule": "FLOOR", "settings": PYRAMID_SETTINGS}
+    shape, scale, pooled, n = INPUTS[key]
+    return {"shape": shape, "spatial_scale": scale, "pooled": pooled, "rois": n}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_roi", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+",
                     default=sorted({1, os.cpu_count() or 1}))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS))
+    ap.add_argument("--inputs", nargs="+", default=[*INPUTS, *PYRAMID_INPUTS],
+                    choices=[*INPUTS, *PYRAMID_INPUTS])
     ap.add_argument("--gpu", action="store_true", help="also time GPU mode (CUDA builds)")
     ap.add_argument("--json", default="output/bench/roi_speed.json")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -160,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             from rcnn.bench.torchvision_gpu import time_torchvision
 
             rows += [dict(r, threads=1) for r in time_torchvision(
-                args.repeats, {k: INPUTS[k] for k in args.inputs})]
+                args.repeats, {k: INPUTS[k] for k in args.inputs if k in INPUTS})]
         except ImportError:
             log.info("torchvision is not installed: no torchvision rows")
     for threads, gpu in runs:
@@ -175,10 +290,12 @@ def main(argv: list[str] | None = None) -> int:
             return proc.returncode
         rows += json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("ROWS"))[4:])
     print(table(rows))
+    if any(r.get("pyramid_role") for r in rows):
+        print()
+        print(pyramid_table(rows))
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "repeats": args.repeats,
-            "inputs": {k: {"shape": INPUTS[k][0], "spatial_scale": INPUTS[k][1],
-                           "pooled": INPUTS[k][2], "rois": INPUTS[k][3]} for k in args.inputs}}
+            "inputs": {k: input_meta(k) for k in args.inputs}}
     try:
         import onnxruntime
 
