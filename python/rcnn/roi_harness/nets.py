@@ -1,4 +1,5 @@
-"""Small pycaffe nets around a single RoI layer, for tests, benchmarks and the GPU bundle."""
+"""Small pycaffe nets around a single RoI layer (ROIAlign, ROIPooling, PyramidROIAlign), for tests,
+benchmarks and the GPU bundle."""
 from __future__ import annotations
 
 import os
