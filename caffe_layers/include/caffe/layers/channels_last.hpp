@@ -4,6 +4,17 @@
 #ifndef CAFFE_CHANNELS_LAST_HPP_
 #define CAFFE_CHANNELS_LAST_HPP_
 
+#include <stdint.h>
+
+// The CPU RoI passes' hot loops are compiled once per instruction set and chosen at run time
+// (GCC function multi-versioning on x86-64); elsewhere, or with ROI_NATIVE (Makefile.config:
+// -march=native), they are plain functions.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ROI_NATIVE)
+#define ROI_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ROI_CPU_CLONES
+#endif
+
 namespace caffe {
 namespace channels_last {
 
@@ -11,9 +22,13 @@ namespace channels_last {
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out);
 
-// out (num, channels, plane) += in (num, plane, channels). OpenMP, tiled.
+// out (num, channels, plane) = in (num, plane, channels). OpenMP, tiled.
 template <typename Dtype>
-void AddToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out);
+void ToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out);
+
+// x[0, count) = 0, OpenMP.
+template <typename Dtype>
+void Zero(int64_t count, Dtype* x);
 
 }  // namespace channels_last
 }  // namespace caffe

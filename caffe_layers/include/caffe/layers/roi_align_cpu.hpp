@@ -31,9 +31,9 @@ class CpuPasses {
   void Forward(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
       const int* level, const Dtype* rois, int num_rois, int num, int channels, Dtype* top,
       int* argmax);
-  // Backward adds the gradient of top_diff into each map's diff. OpenMP over blocks of
-  // channels: a channel's gradient is written by one thread alone, in a fixed order (no
-  // races, deterministic).
+  // Backward writes the gradient of top_diff into each map's diff (zero where no RoI
+  // reaches; also with no RoIs). OpenMP over blocks of channels: a channel's gradient is
+  // written by one thread alone, in a fixed order (no races, deterministic).
   void Backward(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
       const int* level, const Dtype* rois, int num_rois, int num, int channels,
       const Dtype* top_diff, const int* argmax);

@@ -55,6 +55,8 @@ class ROIPoolingLayer : public Layer<Dtype> {
   // CPU: each RoI's bin rows [start, end) and columns, computed once per forward pass:
   // bounds_[(n * (pooled_h + pooled_w) + i) * 3] = {start, end, nonempty}, rows first.
   vector<int> bounds_;
+  // CPU: the bottom channels-last (N, H, W, C), so that the max runs over channel vectors.
+  vector<Dtype> channels_last_;
 };
 
 }  // namespace caffe

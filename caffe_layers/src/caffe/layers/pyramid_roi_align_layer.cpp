@@ -157,11 +157,8 @@ void PyramidROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
     const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
   if (!AnyFeatureGradient(propagate_down)) return;
   vector<roi_align::MapRef<Dtype> > maps = Maps(bottom);
-  for (int l = 0; l < num_levels_; ++l) {
-    maps[l].diff = bottom[l + 1]->mutable_cpu_diff();
-    caffe_set(bottom[l + 1]->count(), Dtype(0), maps[l].diff);
-  }
-  if (num_rois_ == 0) return;
+  // Every level's diff is written whole, zeros included.
+  for (int l = 0; l < num_levels_; ++l) maps[l].diff = bottom[l + 1]->mutable_cpu_diff();
   cpu_.Backward(params_, maps, levels_.cpu_data(), bottom[0]->cpu_data(), num_rois_,
       bottom[1]->num(), channels_, top[0]->cpu_diff(),
       params_.is_max ? argmax_.cpu_data() : NULL);

@@ -83,8 +83,7 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   // The RoI coordinates get no gradient (as in Fast R-CNN).
   if (!propagate_down[0]) return;
   vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
-  maps[0].diff = bottom[0]->mutable_cpu_diff();
-  caffe_set(bottom[0]->count(), Dtype(0), maps[0].diff);
+  maps[0].diff = bottom[0]->mutable_cpu_diff();  // written whole, zeros included
   cpu_.Backward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, bottom[0]->num(),
       channels_, top[0]->cpu_diff(), params_.is_max ? argmax_.cpu_data() : NULL);
 }

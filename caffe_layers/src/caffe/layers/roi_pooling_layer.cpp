@@ -1,11 +1,68 @@
+#include <stdint.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "caffe/layers/channels_last.hpp"
 #include "caffe/layers/roi_layer_common.hpp"
 #include "caffe/layers/roi_pooling_layer.hpp"
 #include "caffe/util/math_functions.hpp"
 
 namespace caffe {
+
+namespace {
+
+// Every channel of one RoI's bins at once: roi_pool::max_in per channel (the first largest
+// pixel wins), on a channels-last map. rows / cols: the RoI's bin bounds as Forward_cpu
+// computes them; best, arg: (bins, channels).
+template <typename Dtype>
+inline __attribute__((always_inline)) void PoolRoi(const Dtype* in, int width, int channels,
+    int pooled_h, int pooled_w, const int* bounds, Dtype* __restrict__ best,
+    int* __restrict__ arg) {
+  const int* cols = bounds + pooled_h * 3;
+  for (int ph = 0; ph < pooled_h; ++ph) {
+    const int* r = bounds + ph * 3;
+    for (int pw = 0; pw < pooled_w; ++pw) {
+      const int* c = cols + pw * 3;
+      Dtype* b = best + static_cast<int64_t>(ph * pooled_w + pw) * channels;
+      int* a = arg + static_cast<int64_t>(ph * pooled_w + pw) * channels;
+      if (!(r[2] && c[2])) {
+        std::fill(b, b + channels, Dtype(0));
+        std::fill(a, a + channels, -1);
+        continue;
+      }
+      const int start = r[0] * width + c[0];
+      std::copy(in + static_cast<int64_t>(start) * channels,
+          in + static_cast<int64_t>(start + 1) * channels, b);
+      std::fill(a, a + channels, start);
+      for (int h = r[0]; h < r[1]; ++h) {
+        for (int w = c[0]; w < c[1]; ++w) {
+          const int idx = h * width + w;
+          const Dtype* __restrict__ px = in + static_cast<int64_t>(idx) * channels;
+#pragma omp simd
+          for (int k = 0; k < channels; ++k) {
+            const bool larger = px[k] > b[k];
+            b[k] = larger ? px[k] : b[k];
+            a[k] = larger ? idx : a[k];
+          }
+        }
+      }
+    }
+  }
+}
+
+ROI_CPU_CLONES void PoolRoiChannels(const float* in, int width, int channels, int pooled_h,
+    int pooled_w, const int* bounds, float* best, int* arg) {
+  PoolRoi(in, width, channels, pooled_h, pooled_w, bounds, best, arg);
+}
+
+ROI_CPU_CLONES void PoolRoiChannels(const double* in, int width, int channels, int pooled_h,
+    int pooled_w, const int* bounds, double* best, int* arg) {
+  PoolRoi(in, width, channels, pooled_h, pooled_w, bounds, best, arg);
+}
+
+}  // namespace
 
 template <typename Dtype>
 void ROIPoolingLayer<Dtype>::LayerSetUp(const vector<Blob<Dtype>*>& bottom,
@@ -51,19 +108,25 @@ void ROIPoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
           &b[0], &b[1]);
     }
   }
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int nc = 0; nc < num_rois_ * channels; ++nc) {
-    const int n = nc / channels;
-    const Dtype* in = data + (static_cast<int>(rois[n * 5]) * channels + nc % channels) * plane;
-    const int* rows = &bounds_[n * per_roi * 3];
-    const int* cols = rows + pooled_h_ * 3;
-    for (int ph = 0; ph < pooled_h_; ++ph) {
-      const int* r = rows + ph * 3;
-      for (int pw = 0; pw < pooled_w_; ++pw) {
-        const int* c = cols + pw * 3;
-        const int o = nc * bins + ph * pooled_w_ + pw;
-        top_data[o] = roi_pool::max_in(in, width_, r[2] && c[2], r[0], r[1], c[0], c[1],
-            &argmax[o]);
+  channels_last_.resize(bottom[0]->count());
+  channels_last::FromNchw(data, bottom[0]->num(), channels, plane, channels_last_.data());
+#pragma omp parallel
+  {
+    // This thread's outputs of one RoI, channels last: (bins, channels).
+    vector<Dtype> best(static_cast<int64_t>(bins) * channels);
+    vector<int> arg(best.size());
+#pragma omp for schedule(dynamic, 1)
+    for (int n = 0; n < num_rois_; ++n) {
+      const Dtype* in = channels_last_.data()
+          + static_cast<int64_t>(rois[n * 5]) * plane * channels;
+      PoolRoiChannels(in, width_, channels, pooled_h_, pooled_w_, &bounds_[n * per_roi * 3],
+          best.data(), arg.data());
+      const int64_t first = static_cast<int64_t>(n) * channels * bins;
+      for (int c = 0; c < channels; ++c) {
+        for (int b = 0; b < bins; ++b) {
+          top_data[first + c * bins + b] = best[b * channels + c];
+          argmax[first + c * bins + b] = arg[b * channels + c];
+        }
       }
     }
   }

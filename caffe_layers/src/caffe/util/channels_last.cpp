@@ -32,7 +32,7 @@ void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
 }
 
 template <typename Dtype>
-void AddToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
+void ToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
   const int tiles = (plane + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < num * tiles; ++t) {
@@ -42,7 +42,7 @@ void AddToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
     for (int c0 = 0; c0 < channels; c0 += kTile) {
       const int c1 = std::min(c0 + kTile, channels);
       for (int c = c0; c < c1; ++c) {
-        for (int p = p0; p < p1; ++p) dst[static_cast<int64_t>(c) * plane + p] +=
+        for (int p = p0; p < p1; ++p) dst[static_cast<int64_t>(c) * plane + p] =
             src[static_cast<int64_t>(p) * channels + c];
       }
     }
@@ -51,8 +51,18 @@ void AddToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
 
 template void FromNchw<float>(const float*, int, int, int, float*);
 template void FromNchw<double>(const double*, int, int, int, double*);
-template void AddToNchw<float>(const float*, int, int, int, float*);
-template void AddToNchw<double>(const double*, int, int, int, double*);
+template void FromNchw<int>(const int*, int, int, int, int*);
+template void ToNchw<float>(const float*, int, int, int, float*);
+template void ToNchw<double>(const double*, int, int, int, double*);
+
+template <typename Dtype>
+void Zero(int64_t count, Dtype* x) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; ++i) x[i] = 0;
+}
+
+template void Zero<float>(int64_t, float*);
+template void Zero<double>(int64_t, double*);
 
 }  // namespace channels_last
 }  // namespace caffe

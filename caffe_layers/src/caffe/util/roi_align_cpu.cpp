@@ -6,15 +6,6 @@
 #include "caffe/layers/channels_last.hpp"
 #include "caffe/layers/roi_align_cpu.hpp"
 
-// The hot loops are compiled once per instruction set and chosen at run time (GCC function
-// multi-versioning on x86-64); elsewhere, or with ROI_NATIVE (Makefile.config: -march=native),
-// they are plain functions.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ROI_NATIVE)
-#define ROI_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ROI_CLONES
-#endif
-
 namespace caffe {
 namespace roi_align {
 
@@ -164,11 +155,12 @@ inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width
 }
 
 // AVE backward of one RoI for channels [c0, c0 + block): g holds its top diff as
-// (bins, block), out the channels-last gradient of its image offset by c0.
+// (bins, block), out points at the channels-last gradient of its image, offset by c0.
 template <int K, typename Dtype>
 inline __attribute__((always_inline)) void BackwardRoiAve(Dtype* out, int width,
     int channels, int block, int pooled_h, int pooled_w, const Box<Dtype>& b,
     const Taps<Dtype>* ty, const Taps<Dtype>* tx, Dtype* g) {
+  // g: (bins, block), divided in place.
   const int count = b.grid_h * b.grid_w;
   const Dtype d = count > 1 ? count : 1;
   for (int ph = 0; ph < pooled_h; ++ph) {
@@ -212,17 +204,17 @@ inline __attribute__((always_inline)) void BackwardRoiMax(Dtype* out, int width,
 }
 
 #define ROI_CPU_KERNELS(K, Dtype, suffix) \
-ROI_CLONES void ForwardRoi##suffix(const Dtype* in, int width, int channels, int pooled_h, \
+ROI_CPU_CLONES void ForwardRoi##suffix(const Dtype* in, int width, int channels, int pooled_h, \
     int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, const Taps<Dtype>* tx, \
     bool is_max, Dtype* acc, int* am) { \
   ForwardRoi<K>(in, width, channels, pooled_h, pooled_w, b, ty, tx, is_max, acc, am); \
 } \
-ROI_CLONES void BackwardRoiAve##suffix(Dtype* out, int width, int channels, int block, \
+ROI_CPU_CLONES void BackwardRoiAve##suffix(Dtype* out, int width, int channels, int block, \
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, Dtype* g) { \
   BackwardRoiAve<K>(out, width, channels, block, pooled_h, pooled_w, b, ty, tx, g); \
 } \
-ROI_CLONES void BackwardRoiMax##suffix(Dtype* out, int width, int channels, int block, \
+ROI_CPU_CLONES void BackwardRoiMax##suffix(Dtype* out, int width, int channels, int block, \
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, const Dtype* g, const int* am) { \
   BackwardRoiMax<K>(out, width, channels, block, pooled_h, pooled_w, b, ty, tx, g, am); \
@@ -364,16 +356,17 @@ template <typename Dtype>
 void CpuPasses<Dtype>::Backward(const Params<Dtype>& p,
     const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
     int num_rois, int num, int channels, const Dtype* top_diff, const int* argmax) {
-  if (num_rois == 0 || channels == 0) return;
-  ComputeTaps(p, maps, level, rois, num_rois);
   LayOut(maps, num, channels);
-  std::fill(channels_last_.begin(), channels_last_.end(), Dtype(0));
-  with_tap_count(p.bi_type, [&](auto taps) {
-    this->template BackwardTaps<decltype(taps)::value>(p, maps, level, rois, num_rois,
-        channels, top_diff, argmax);
-  });
+  channels_last::Zero(map_start_.back(), channels_last_.data());
+  if (num_rois > 0 && channels > 0) {
+    ComputeTaps(p, maps, level, rois, num_rois);
+    with_tap_count(p.bi_type, [&](auto taps) {
+      this->template BackwardTaps<decltype(taps)::value>(p, maps, level, rois, num_rois,
+          channels, top_diff, argmax);
+    });
+  }
   for (size_t l = 0; l < maps.size(); ++l) {
-    channels_last::AddToNchw(channels_last_.data() + map_start_[l], num, channels,
+    channels_last::ToNchw(channels_last_.data() + map_start_[l], num, channels,
         maps[l].height * maps[l].width, maps[l].diff);
   }
 }
@@ -387,6 +380,7 @@ void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p,
   const int blocks = (channels + kBlock - 1) / kBlock;
 #pragma omp parallel
   {
+    // One RoI's top diff (and argmaxes) for the thread's block, channels last: (bins, block).
     std::vector<Dtype> g(static_cast<int64_t>(bins) * kBlock);
     std::vector<int> am(p.is_max ? g.size() : 0);
 #pragma omp for schedule(dynamic, 1)
@@ -401,7 +395,6 @@ void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p,
         const Taps<Dtype>* ty = taps_y_.data() + tap_y_start_[n];
         const Taps<Dtype>* tx = taps_x_.data() + tap_x_start_[n];
         const int64_t first = (static_cast<int64_t>(n) * channels + c0) * bins;
-        // This RoI's top diff (and argmaxes) for the block, channels last: (bins, block).
         for (int j = 0; j < block; ++j) {
           const Dtype* src = top_diff + first + j * bins;
           for (int bin = 0; bin < bins; ++bin) g[bin * block + j] = src[bin];
