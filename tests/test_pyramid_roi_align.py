@@ -275,3 +275,19 @@ def test_errors_name_the_layer(caffe, body, message):
     proc = run_script(body)
     assert proc.returncode != 0
     assert f"PyramidROIAlign layer 'pyramid': {message}" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_bench_pyramid_rows_and_table(caffe, monkeypatch):
+    """bench_roi's pyramid input, shrunk: three methods per setting, ratios, the table."""
+    from rcnn.bench import roi_speed
+
+    monkeypatch.setitem(roi_speed.PYRAMID_INPUTS, "tiny", (
+        [(1, 4, 32, 40), (1, 4, 16, 20), (1, 4, 8, 10), (1, 4, 4, 5)], SCALES, 3, 40, IMAGE))
+    rows = roi_speed.pyramid_rows("tiny", 1, 1, False)
+    assert [r["pyramid_role"] for r in rows] == [roi_speed.PYRAMID, roi_speed.PER_LEVEL,
+                                                 roi_speed.ON_P3] * len(roi_speed.PYRAMID_SETTINGS)
+    pyr, own = rows[0], rows[1]
+    assert sum(pyr["rois_per_level"]) == 40
+    assert pyr["forward_over_per_level"] == pytest.approx(pyr["forward_ms"] / own["forward_ms"])
+    text = roi_speed.pyramid_table(rows)
+    assert len(text.splitlines()) == 2 + len(roi_speed.PYRAMID_SETTINGS) and "tiny" in text
