@@ -10,7 +10,8 @@
 #   make clean        remove the build trees (keeps the fetched source and .venv)
 #   make distclean    remove build/ and .venv entirely
 #
-# Switches (see Makefile.config): CPU_ONLY, ROI_LAYERS_CPU_ONLY, CUDA_ARCH, USE_NCCL, CAFFE_SRC.
+# Switches (see Makefile.config): CPU_ONLY, ROI_LAYERS_CPU_ONLY, ROI_NATIVE, CUDA_ARCH, USE_NCCL,
+# CAFFE_SRC.
 
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(ROOT)/build
@@ -27,10 +28,14 @@ else ifeq ($(ROI_LAYERS_CPU_ONLY), 1)
 else
   VARIANT := cuda
 endif
+ifeq ($(ROI_NATIVE), 1)
+  VARIANT := $(VARIANT)-native
+endif
 TREE := $(BUILD)/$(VARIANT)
 SRC := $(BUILD)/src/caffe
 CAFFE_MAKE = $(MAKE) -C $(TREE) -j$(JOBS) CONFIG_FILE=$(ROOT)/Makefile.config \
-	VENV=$(VENV) CPU_ONLY=$(CPU_ONLY) ROI_LAYERS_CPU_ONLY=$(ROI_LAYERS_CPU_ONLY)
+	VENV=$(VENV) CPU_ONLY=$(CPU_ONLY) ROI_LAYERS_CPU_ONLY=$(ROI_LAYERS_CPU_ONLY) \
+	ROI_NATIVE=$(ROI_NATIVE)
 
 # C++ tests: ours (every test_*.cpp under caffe_layers/) plus the BVLC tests that cover what
 # the patches touch. Each is built as its own small binary, not Caffe's 100-file test_all.
@@ -130,7 +135,8 @@ cuda-check: tree venv
 	@bash $(ROOT)/scripts/cuda_check.sh $(BUILD)/cuda-check $(SRC) "$(CUDA_DIR)" "$(CUDA_ARCH)" "$(VENV)"
 
 clean:
-	rm -rf $(BUILD)/cpu $(BUILD)/cuda $(BUILD)/cuda-roicpu $(BUILD)/cuda-check $(BUILD)/env.sh
+	rm -rf $(BUILD)/cpu $(BUILD)/cuda $(BUILD)/cuda-roicpu $(BUILD)/*-native $(BUILD)/cuda-check \
+		$(BUILD)/env.sh
 
 distclean:
 	rm -rf $(BUILD) $(VENV)
