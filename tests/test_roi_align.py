@@ -227,13 +227,16 @@ def test_crop_and_resize_matches_tensorflow_formula(caffe, scale, pooled):
 def test_crop_and_resize_ignores_pool_and_sampling_ratio(caffe):
     shape = (1, 2, 8, 8)
     x, rois = make_inputs(5, shape, 0.5, n=30)
-    outs = [RoILayerRunner("ROIAlign", shape, len(rois), pooled_h=3, pooled_w=3,
-                           spatial_scale=0.5, alignment="CROP_AND_RESIZE", **extra)
-            .forward(x, rois)
-            for extra in ({}, {"pool": "AVE"}, {"sampling_ratio": 4},
-                          {"sampling_ratio": 0, "is_multi_interpolate": False})]
-    for out in outs[1:]:
-        np.testing.assert_array_equal(out, outs[0])
+    top_diff = np.random.default_rng(1).standard_normal((len(rois), 2, 3, 3)).astype(np.float32)
+    results = []
+    for extra in ({}, {"pool": "AVE"}, {"sampling_ratio": 4},
+                  {"sampling_ratio": 0, "is_multi_interpolate": False}):
+        runner = RoILayerRunner("ROIAlign", shape, len(rois), pooled_h=3, pooled_w=3,
+                                spatial_scale=0.5, alignment="CROP_AND_RESIZE", **extra)
+        results.append((runner.forward(x, rois), runner.backward(top_diff)))
+    for out, grad in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(grad, results[0][1])
 
 
 @pytest.mark.parametrize("alignment", ["BIN_CORNERS", "CROP_AND_RESIZE"])
