@@ -40,7 +40,8 @@ def _grid(bin_size: float, sampling_ratio: int, multi: bool) -> int:
     return int(min(max(g, 0), MAX_GRID))
 
 
-def _box(roi, H, W, scale, alignment, pad_ratio):
+def _padded(roi, H, W, scale, pad_ratio):
+    """The box (x1, y1, x2, y2) in image coordinates after pad_ratio; None if not finite."""
     x1, y1, x2, y2 = (float(v) for v in roi[1:5])
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         return None
@@ -49,6 +50,14 @@ def _box(roi, H, W, scale, alignment, pad_ratio):
         x1, y1 = max(x1 - pw, 0.0), max(y1 - ph, 0.0)
         x2 = min(x2 + pw, _round_half_away(W / scale) - 1)
         y2 = min(y2 + ph, _round_half_away(H / scale) - 1)
+    return x1, y1, x2, y2
+
+
+def _box(roi, H, W, scale, alignment, pad_ratio):
+    box = _padded(roi, H, W, scale, pad_ratio)
+    if box is None:
+        return None
+    x1, y1, x2, y2 = box
     sw, sh = x1 * scale, y1 * scale
     if alignment == "CAFFE":
         rw, rh = max(x2 * scale - sw + 1, 1.0), max(y2 * scale - sh + 1, 1.0)
@@ -94,10 +103,11 @@ def _corner_samples(roi, H, W, p):
     """faster-rcnn.pytorch's RoIAlignAvg / RoIAlignMax samples (alignment BIN_CORNERS)."""
     if p["sampling_ratio"] == 0 or p["bi_type"] != 0:
         raise ValueError("BIN_CORNERS: bilinear only, and no adaptive grid")
-    x1, y1, x2, y2 = (float(v) for v in roi[1:5])
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-        return None
     s = p["spatial_scale"]
+    box = _padded(roi, H, W, s, p["pad_ratio"])
+    if box is None:
+        return None
+    x1, y1, x2, y2 = box
     sh, sw = y1 * s, x1 * s
     rh, rw = max(y2 * s - sh + 1, 0.0), max(x2 * s - sw + 1, 0.0)
     g = _grid(0.0, p["sampling_ratio"], p["is_multi_interpolate"])
@@ -316,10 +326,15 @@ def near_edges(coords: np.ndarray, edges: tuple[float, ...], tol: float = 1e-4) 
 
 
 def edge_outputs(rois: np.ndarray, pooled: tuple[int, int], spatial_scale: float,
-                 alignment: str, grid: int, size: tuple[int, int]) -> np.ndarray:
+                 alignment: str, grid: int, size: tuple[int, int],
+                 pad_ratio: float = 0.0) -> np.ndarray:
     """(R, 1, ph, pw): the outputs with a sample within float32 rounding of the valid range's
     edge (BIN_CORNERS: 0 and H; CROP_AND_RESIZE: 0 and H - 1; x likewise)."""
     last = 0 if alignment == "BIN_CORNERS" else 1
+    if pad_ratio > 0:
+        padded = [_padded(r, *size, spatial_scale, pad_ratio) for r in rois]
+        rois = np.array([[r[0], *(b if b is not None else (np.nan,) * 4)]
+                         for r, b in zip(rois, padded, strict=True)])
     near = [near_edges(sample_coords(rois, p, spatial_scale, alignment, grid, axis),
                        (0.0, float(s - last)))
             for p, axis, s in zip(pooled, "yx", size, strict=True)]

@@ -164,27 +164,29 @@ def compare(name: str, ours: np.ndarray, want: np.ndarray, mask: np.ndarray,
 
 
 CORNER_GRIDS = [(-1, True), (-1, False), (3, True), (1, True)]
-CORNER_CASES = list(itertools.product(["AVE", "MAX"], CORNER_GRIDS, [0.5, 0.25]))
+CORNER_CASES = [(*case, 0.0) for case in itertools.product(["AVE", "MAX"], CORNER_GRIDS,
+                                                            [0.5, 0.25])]
+CORNER_CASES += [("AVE", (-1, True), 0.5, 0.1), ("MAX", (3, True), 0.25, 0.1)]
 
 
-@pytest.mark.parametrize("pool,grid,scale", CORNER_CASES)
-def test_bin_corners_matches_reference(caffe, pool, grid, scale):
+@pytest.mark.parametrize("pool,grid,scale,pad_ratio", CORNER_CASES)
+def test_bin_corners_matches_reference(caffe, pool, grid, scale, pad_ratio):
     shape = (2, 3, 9, 11)
     x, rois = make_inputs(21, shape, scale, n=60)
-    params = dict(pooled_h=3, pooled_w=4, spatial_scale=scale, pool=pool,
+    params = dict(pooled_h=3, pooled_w=4, spatial_scale=scale, pool=pool, pad_ratio=pad_ratio,
                   sampling_ratio=grid[0], is_multi_interpolate=grid[1], alignment="BIN_CORNERS")
     g = corner_grid(*grid)
-    mask = ref.edge_outputs(rois, (3, 4), scale, "BIN_CORNERS", g, shape[2:])
+    mask = ref.edge_outputs(rois, (3, 4), scale, "BIN_CORNERS", g, shape[2:], pad_ratio)
     assert mask.mean() < 0.1
     top_diff = np.random.default_rng(2).standard_normal((len(rois), 3, 3, 4)).astype(np.float32)
     top_diff *= ~mask
     runner = RoILayerRunner("ROIAlign", shape, len(rois), **params)
     ours, grad = runner.forward(x, rois), runner.backward(top_diff)
     want, want_grad = ref.roi_align(x, rois, top_diff, **params)
-    label = f"BIN_CORNERS {pool} grid={g} scale={scale}"
+    label = f"BIN_CORNERS {pool} grid={g} scale={scale} pad_ratio={pad_ratio}"
     compare(label, ours, want, mask, 5e-5)
     compare(label + " backward", grad, want_grad, np.zeros(1, bool), 2e-4)
-    if g == 2:
+    if g == 2 and pad_ratio == 0:
         two_step = ref.bin_corners_two_step(x, rois, 3, 4, scale, pool)
         compare(label + " vs two-step", ours, two_step, mask, 5e-5)
 
