@@ -1,4 +1,6 @@
-"""ROIAlign through pycaffe against onnxruntime's RoiAlign and an independent numpy reference."""
+"""ROIAlign through pycaffe against onnxruntime's RoiAlign and an independent numpy reference;
+the BIN_CORNERS and CROP_AND_RESIZE alignments against faster-rcnn.pytorch's and TensorFlow's
+formulas (see the section below)."""
 from __future__ import annotations
 
 import itertools
