@@ -74,17 +74,18 @@ def bbox_overlaps(boxes: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.where(inter > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def nms(dets: np.ndarray, thresh: float) -> np.ndarray:
+def nms(dets: np.ndarray, thresh: float, max_keep: int = 0) -> np.ndarray:
     """Greedy non-maximum suppression of (N, 5) [x1, y1, x2, y2, score] detections: indices
     kept, best first. Each step suppresses, in one vectorised pass, the remaining boxes that
-    overlap the current best by more than thresh."""
+    overlap the current best by more than thresh. With max_keep > 0 it stops after that many
+    (the first max_keep of the full result, at a fraction of the cost)."""
     if dets.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     x1, y1, x2, y2 = (dets[:, i].astype(np.float64) for i in range(4))
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(-dets[:, 4], kind="stable")
     keep = []
-    while order.size:
+    while order.size and (max_keep <= 0 or len(keep) < max_keep):
         i = order[0]
         keep.append(i)
         rest = order[1:]

@@ -43,3 +43,14 @@ def anchor_params(params: Mapping[str, Any], model: AttrDict) -> tuple[int, np.n
     anchors = generate_anchors(16, params.get("ratios", model.ANCHOR_RATIOS),
                                params.get("scales", model.ANCHOR_SCALES))
     return stride, anchors
+
+
+def level_anchors(strides: Sequence[int], sizes: Sequence[float],
+                  ratios: Sequence[float] = (0.5, 1, 2)) -> list[np.ndarray]:
+    """Base anchors of each level of a feature pyramid, one size per level (FPN): level l's
+    anchors are centred on its stride x stride cell, of area sizes[l]^2, one per ratio."""
+    if len(strides) != len(sizes):
+        raise ValueError(f"one anchor size per level: {len(strides)} strides, "
+                         f"{len(sizes)} sizes")
+    return [generate_anchors(int(s), ratios, (float(size) / int(s),))
+            for s, size in zip(strides, sizes, strict=True)]

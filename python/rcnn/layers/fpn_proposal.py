@@ -1,0 +1,55 @@
+"""FPNProposalLayer: the pycaffe layer around rcnn.rpn.proposals.propose_levels."""
+from __future__ import annotations
+
+import caffe
+import numpy as np
+
+from rcnn.config import cfg
+from rcnn.layers.params import parse_param_str, phase_key
+from rcnn.layers.pyramid_params import pyramid_anchor_params
+from rcnn.rpn.proposals import propose_levels
+from rcnn.rpn.pyramid import split_levels
+
+NAME = "FPNProposalLayer"
+
+
+class FPNProposalLayer(caffe.Layer):
+    """Bottoms: rpn_cls_prob (1, 2, sum A H W): the softmax over the levels' concatenated
+    scores, background then foreground; each level's rpn_bbox_pred (1, 4A, H, W), finest
+    first; im_info. Tops: rois (R, 5) of [0, x1, y1, x2, y2], and optionally their scores
+    (R, 1)."""
+
+    def setup(self, bottom, top):
+        params = parse_param_str(self.param_str, NAME)
+        self._strides, self._anchors = pyramid_anchor_params(params, NAME)
+        self._levels = len(self._strides)
+        if len(bottom) != self._levels + 2:
+            raise ValueError(f"{NAME}: {self._levels} levels take {self._levels + 2} bottoms "
+                             f"(rpn_cls_prob, the levels' rpn_bbox_pred, im_info), got "
+                             f"{len(bottom)}")
+        self._phase_cfg = cfg[phase_key(self.phase)]
+        top[0].reshape(1, 5)
+        if len(top) > 1:
+            top[1].reshape(1, 1)
+
+    def forward(self, bottom, top):
+        if bottom[0].data.shape[0] != 1:
+            raise ValueError(f"{NAME}: only one image per batch is supported, got "
+                             f"{bottom[0].data.shape[0]}")
+        deltas = [bottom[1 + i].data[0] for i in range(self._levels)]
+        shapes = [d.shape[-2:] for d in deltas]
+        a = self._anchors[0].shape[0]
+        scores = split_levels(bottom[0].data[0, 1].ravel(), shapes, a)
+        boxes, s = propose_levels(scores, deltas, bottom[-1].data[0], self._anchors,
+                                  self._strides, self._phase_cfg)
+        top[0].reshape(len(boxes), 5)
+        top[0].data[...] = np.hstack([np.zeros((len(boxes), 1)), boxes])
+        if len(top) > 1:
+            top[1].reshape(len(boxes), 1)
+            top[1].data[...] = s[:, None]
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+
+    def reshape(self, bottom, top):
+        pass
