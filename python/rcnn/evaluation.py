@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rcnn.boxes import bbox_overlaps
+from rcnn.boxes import bbox_overlaps, box_areas
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,35 @@ def coco_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.mean([mpre[i] if i < len(mpre) else 0.0 for i in idx]))
 
 
+# COCO's object size ranges (box area in pixels): small, medium, large.
+AREA_RANGES = {"s": (0.0, 32.0 ** 2), "m": (32.0 ** 2, 96.0 ** 2), "l": (96.0 ** 2, np.inf)}
+
+
+def in_area_range(boxes: np.ndarray, area_range: tuple[float, float] | None) -> np.ndarray:
+    """Which inclusive boxes (N, 4+) have an area (x2 - x1 + 1)(y2 - y1 + 1) in [lo, hi],
+    bounds included as COCOeval includes them (all: None)."""
+    if area_range is None:
+        return np.ones(boxes.shape[0], dtype=bool)
+    area = box_areas(boxes[:, :4]) if boxes.shape[0] else np.zeros(0)
+    return (area >= area_range[0]) & (area <= area_range[1])
+
+
 def match_class(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray],
-                difficult: Sequence[np.ndarray], iou: float):
+                difficult: Sequence[np.ndarray], iou: float,
+                area_range: tuple[float, float] | None = None):
     """Greedy matching, highest score first, of one class's detections over all images.
-    Returns (scores, true-positive flags, counted flags, number of positives)."""
+    Returns (scores, true-positive flags, counted flags, number of positives). With an
+    area_range, as COCOeval's: ground truth outside it is ignored like a difficult object,
+    and a detection outside it that matches nothing is not counted."""
     scores, tp, counted = [], [], []
-    npos = int(sum((~d).sum() for d in difficult))
-    for det, gt, diff in zip(dets, gts, difficult, strict=True):
+    ignored = [d | ~in_area_range(g, area_range) for d, g in zip(difficult, gts, strict=True)]
+    npos = int(sum((~d).sum() for d in ignored))
+    for det, gt, diff in zip(dets, gts, ignored, strict=True):
         if det.shape[0] == 0:
             continue
         order = np.argsort(-det[:, 4], kind="stable")
         det = det[order]
+        det_inside = in_area_range(det, area_range)
         used = np.zeros(gt.shape[0], dtype=bool)
         ov = bbox_overlaps(det[:, :4], gt) if gt.shape[0] else np.zeros((det.shape[0], 0))
         for k in range(det.shape[0]):
@@ -73,7 +91,7 @@ def match_class(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray],
                     counted.append(True)
                     continue
             tp.append(False)
-            counted.append(True)
+            counted.append(bool(det_inside[k]))
     return np.asarray(scores), np.asarray(tp, bool), np.asarray(counted, bool), npos
 
 
@@ -90,7 +108,9 @@ def pr_curve(scores: np.ndarray, tp: np.ndarray, counted: np.ndarray, npos: int)
 def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str, Any]],
              classes: Sequence[str]) -> dict[str, Any]:
     """all_dets[c][i]: detections of class c (1..C-1) in image i. Returns per-class and mean
-    VOC07 AP50, VOC AP50 (area), COCO AP, AP50, AP75."""
+    VOC07 AP50, VOC AP50 (area), COCO AP, AP50, AP75, and AP[.5:.95] by object size: aps,
+    apm, apl for COCO's small (area < 32^2), medium (up to 96^2) and large objects (-1 where
+    no object has that size; the mean is over the classes that have one)."""
     per_class: dict[str, dict[str, float]] = {}
     for c in range(1, len(classes)):
         gts = [e["boxes"][e["gt_classes"] == c] for e in roidb]
@@ -111,9 +131,20 @@ def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str,
                 res["ap75"] = ap
         res["ap"] = float(np.mean(coco))
         res["num_gt"] = int(sum((~d).sum() for d in diffs))
+        for size, area_range in AREA_RANGES.items():
+            npos, aps = 0, []
+            for iou in COCO_IOUS:
+                scores, tp, counted, npos = match_class(dets, gts, diffs, iou, area_range)
+                aps.append(coco_ap(*pr_curve(scores, tp, counted, npos)))
+            # -1 where the class has no object of that size, as COCOeval
+            res[f"ap{size}"] = float(np.mean(aps)) if npos else -1.0
+            res[f"num_gt_{size}"] = npos
         per_class[classes[c]] = res
     keys = ("ap", "ap50", "ap75", "voc07_ap50", "voc_ap50")
     mean = {k: float(np.mean([r[k] for r in per_class.values()])) for k in keys}
+    for size in AREA_RANGES:
+        defined = [r[f"ap{size}"] for r in per_class.values() if r[f"ap{size}"] >= 0]
+        mean[f"ap{size}"] = float(np.mean(defined)) if defined else -1.0
     return {"mean": mean, "per_class": per_class}
 
 
