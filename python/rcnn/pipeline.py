@@ -120,8 +120,9 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
                                    pixel_means(config))
     metrics = evaluate(all_dets, roidb, imdb.classes)
     m = metrics["mean"]
-    log.info("AP %.3f | AP50 %.3f | AP75 %.3f | VOC07 AP50 %.3f | %.3f s/image",
-             m["ap"], m["ap50"], m["ap75"], m["voc07_ap50"], sec)
+    log.info("AP %.3f | AP50 %.3f | AP75 %.3f | VOC07 AP50 %.3f | APs %.3f | APm %.3f | "
+             "APl %.3f | %.3f s/image", m["ap"], m["ap50"], m["ap75"], m["voc07_ap50"],
+             m["aps"], m["apm"], m["apl"], sec)
     for name, r in metrics["per_class"].items():
         log.info("  %-12s AP %.3f AP50 %.3f AP75 %.3f (%d objects)", name, r["ap"], r["ap50"],
                  r["ap75"], r["num_gt"])
@@ -213,7 +214,10 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
         scores, boxes = im_detect(test_net, read_image_bgr(path), config.TEST, means)
         dets = detections_per_class(scores, boxes, config.TEST)
         names = classes or [f"class{c}" for c in range(len(dets))]
-        shown = [(names[c], d[d[:, 4] >= thresh]) for c, d in enumerate(dets) if c > 0]
+        # (boxes decoded narrower than a pixel, x2 < x1, as a barely trained net's can be,
+        # are left out: nothing to draw)
+        shown = [(names[c], d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])])
+                 for c, d in enumerate(dets) if c > 0]
         log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), thresh)
         pictures.append(draw_detections(path, shown, gt))
     out.parent.mkdir(parents=True, exist_ok=True)
