@@ -18,8 +18,9 @@ def test_summarise_mean_and_std_of_every_metric_and_timing():
 
 
 def test_multiscale_dataset_compares_single_level_with_fpn():
-    data, config, variants, out = DATASETS["multiscale"]
+    data, config, variants, out, iters = DATASETS["multiscale"]
     assert config == "MULTISCALE_CONFIG" and any("fpn" in v for v in variants)
+    assert iters == 2000 and DATASETS["default"][4] == 1500
     assert len(variants) == 2 and out != DATASETS["default"][3]
 
 

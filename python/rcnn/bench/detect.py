@@ -2,7 +2,8 @@
 single-level ROIAlign against FPN + PyramidROIAlign on the multi-scale synthetic data.
 
     python -m rcnn.bench.detect [--iters 1500] [--seeds 1 2 3] [--out output/bench/detect]
-    python -m rcnn.bench.detect --dataset multiscale    # -> output/bench/detect_multiscale
+    python -m rcnn.bench.detect --dataset multiscale    # 2000 iterations by default
+                                                        # -> output/bench/detect_multiscale
 
 Trains and evaluates the small Faster R-CNN with each variant (same data, schedule and
 seeds), then prints AP50, AP75, AP[.5:.95] and AP for small / medium / large objects as
@@ -29,10 +30,12 @@ LABELS = {"roipooling": "ROIPooling", "roialign": "ROIAlign (defaults)",
 METRICS = ("ap50", "ap75", "ap", "aps", "apm", "apl")
 METRIC_NAMES = {"ap50": "AP50", "ap75": "AP75", "ap": "AP[.5:.95]", "aps": "AP small",
                 "apm": "AP medium", "apl": "AP large"}
-# Per dataset: the synthetic preset, its default folder, config and variants.
-DATASETS = {"default": ("data/synthetic", "SMALL_CONFIG", VARIANTS, "output/bench/detect"),
+# Per dataset (= synthetic preset): its default folder, config, variants, output folder
+# and iterations.
+DATASETS = {"default": ("data/synthetic", "SMALL_CONFIG", VARIANTS, "output/bench/detect",
+                        1500),
             "multiscale": ("data/synthetic_multiscale", "MULTISCALE_CONFIG",
-                           MULTISCALE_VARIANTS, "output/bench/detect_multiscale")}
+                           MULTISCALE_VARIANTS, "output/bench/detect_multiscale", 2000)}
 
 
 def run(variant: str, seed: int, iters: int, data: str, out: Path,
@@ -98,7 +101,8 @@ def bar_chart(summary: dict, out: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_detect", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--iters", type=int, default=1500)
+    ap.add_argument("--iters", type=int, default=None,
+                    help="default: 1500 (default set), 2000 (multiscale set)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--dataset", default="default", choices=list(DATASETS),
                     help="default: the synthetic set, RoI layer variants; multiscale: the "
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     from rcnn.tools.common import setup_tool
 
     setup_tool()
-    data_dir, config_name, variants, out_dir = DATASETS[args.dataset]
+    data_dir, config_name, variants, out_dir, iters = DATASETS[args.dataset]
+    args.iters = args.iters or iters
     data = args.data or data_dir
     variants = args.variants or list(variants)
     out = Path(args.out or out_dir)
