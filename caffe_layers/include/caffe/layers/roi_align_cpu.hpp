@@ -43,22 +43,22 @@ class CpuPasses {
   // tap_y_start_[n] (pooled_h * grid_h of them), column taps at tap_x_start_[n].
   void ComputeTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
       const int* level, const Dtype* rois, int num_rois);
-  // Sizes the channels-last buffer for the maps: map l at map_start_[l].
-  void LayOut(const std::vector<MapRef<Dtype> >& maps, int num, int channels);
+  // The RoIs of map l, in their order: group_[group_start_[l] ... group_start_[l + 1]).
+  void GroupByLevel(const int* level, int num_rois, int num_maps);
+  // The passes over the `count` RoIs group[0 ...) of one map, whose channels-last copy (or
+  // gradient) is in channels_last_; K taps per axis.
   template <int K>
-  void ForwardTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
-      const int* level, const Dtype* rois, int num_rois, int channels, Dtype* top,
-      int* argmax);
+  void ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& m, const Dtype* rois,
+      const int* group, int count, int channels, Dtype* top, int* argmax);
   template <int K>
-  void BackwardTaps(const Params<Dtype>& p, const std::vector<MapRef<Dtype> >& maps,
-      const int* level, const Dtype* rois, int num_rois, int channels, const Dtype* top_diff,
-      const int* argmax);
+  void BackwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& m, const Dtype* rois,
+      const int* group, int count, int channels, const Dtype* top_diff, const int* argmax);
 
   std::vector<Box<Dtype> > boxes_;
   std::vector<Taps<Dtype> > taps_y_, taps_x_;
   std::vector<int> tap_y_start_, tap_x_start_;
-  std::vector<Dtype> channels_last_;   // the maps' data (forward) or gradient (backward)
-  std::vector<int64_t> map_start_;
+  std::vector<int> group_, group_start_;
+  std::vector<Dtype> channels_last_;   // one map's data (forward) or gradient (backward)
 };
 
 }  // namespace roi_align

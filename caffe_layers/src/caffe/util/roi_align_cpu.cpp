@@ -291,14 +291,13 @@ void CpuPasses<Dtype>::ComputeTaps(const Params<Dtype>& p,
 }
 
 template <typename Dtype>
-void CpuPasses<Dtype>::LayOut(const std::vector<MapRef<Dtype> >& maps, int num,
-    int channels) {
-  map_start_.assign(maps.size() + 1, 0);
-  for (size_t l = 0; l < maps.size(); ++l) {
-    map_start_[l + 1] = map_start_[l]
-        + static_cast<int64_t>(num) * channels * maps[l].height * maps[l].width;
-  }
-  channels_last_.resize(map_start_.back());
+void CpuPasses<Dtype>::GroupByLevel(const int* level, int num_rois, int num_maps) {
+  group_start_.assign(num_maps + 1, 0);
+  for (int n = 0; n < num_rois; ++n) ++group_start_[MapOf(level, n) + 1];
+  for (int l = 0; l < num_maps; ++l) group_start_[l + 1] += group_start_[l];
+  std::vector<int> next(group_start_.begin(), group_start_.end() - 1);
+  group_.resize(num_rois);
+  for (int n = 0; n < num_rois; ++n) group_[next[MapOf(level, n)]++] = n;
 }
 
 template <typename Dtype>
@@ -307,22 +306,26 @@ void CpuPasses<Dtype>::Forward(const Params<Dtype>& p,
     int num_rois, int num, int channels, Dtype* top, int* argmax) {
   if (num_rois == 0 || channels == 0) return;
   ComputeTaps(p, maps, level, rois, num_rois);
-  LayOut(maps, num, channels);
+  GroupByLevel(level, num_rois, static_cast<int>(maps.size()));
+  // One map at a time, and only maps that RoIs use: its channels-last copy stays in cache
+  // while its RoIs are pooled.
   for (size_t l = 0; l < maps.size(); ++l) {
-    channels_last::FromNchw(maps[l].data, num, channels, maps[l].height * maps[l].width,
-        channels_last_.data() + map_start_[l]);
+    const int first = group_start_[l], count = group_start_[l + 1] - first;
+    if (count == 0) continue;
+    const int plane = maps[l].height * maps[l].width;
+    channels_last_.resize(static_cast<int64_t>(num) * channels * plane);
+    channels_last::FromNchw(maps[l].data, num, channels, plane, channels_last_.data());
+    with_tap_count(p.bi_type, [&](auto taps) {
+      this->template ForwardTaps<decltype(taps)::value>(p, maps[l], rois,
+          group_.data() + first, count, channels, top, argmax);
+    });
   }
-  with_tap_count(p.bi_type, [&](auto taps) {
-    this->template ForwardTaps<decltype(taps)::value>(p, maps, level, rois, num_rois,
-        channels, top, argmax);
-  });
 }
 
 template <typename Dtype>
 template <int K>
-void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p,
-    const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
-    int num_rois, int channels, Dtype* top, int* argmax) {
+void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& m,
+    const Dtype* rois, const int* group, int count, int channels, Dtype* top, int* argmax) {
   const int bins = p.pooled_h * p.pooled_w;
 #pragma omp parallel
   {
@@ -330,11 +333,10 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p,
     std::vector<Dtype> acc(static_cast<int64_t>(bins) * channels);
     std::vector<int> am(p.is_max ? acc.size() : 0);
 #pragma omp for schedule(dynamic, 1)
-    for (int n = 0; n < num_rois; ++n) {
-      const int l = MapOf(level, n);
-      const MapRef<Dtype>& m = maps[l];
-      const Dtype* in = channels_last_.data() + map_start_[l] + static_cast<int64_t>(
-          rois[n * 5]) * m.height * m.width * channels;
+    for (int i = 0; i < count; ++i) {
+      const int n = group[i];
+      const Dtype* in = channels_last_.data()
+          + static_cast<int64_t>(rois[n * 5]) * m.height * m.width * channels;
       Kernels<K, Dtype>::forward(in, m.width, channels, p.pooled_h, p.pooled_w, boxes_[n],
           taps_y_.data() + tap_y_start_[n], taps_x_.data() + tap_x_start_[n], p.is_max,
           acc.data(), am.data());
@@ -356,26 +358,31 @@ template <typename Dtype>
 void CpuPasses<Dtype>::Backward(const Params<Dtype>& p,
     const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
     int num_rois, int num, int channels, const Dtype* top_diff, const int* argmax) {
-  LayOut(maps, num, channels);
-  channels_last::Zero(map_start_.back(), channels_last_.data());
-  if (num_rois > 0 && channels > 0) {
-    ComputeTaps(p, maps, level, rois, num_rois);
-    with_tap_count(p.bi_type, [&](auto taps) {
-      this->template BackwardTaps<decltype(taps)::value>(p, maps, level, rois, num_rois,
-          channels, top_diff, argmax);
-    });
-  }
+  if (num_rois > 0 && channels > 0) ComputeTaps(p, maps, level, rois, num_rois);
+  GroupByLevel(level, num_rois, static_cast<int>(maps.size()));
   for (size_t l = 0; l < maps.size(); ++l) {
-    channels_last::ToNchw(channels_last_.data() + map_start_[l], num, channels,
-        maps[l].height * maps[l].width, maps[l].diff);
+    const int first = group_start_[l], count = group_start_[l + 1] - first;
+    const int plane = maps[l].height * maps[l].width;
+    const int64_t size = static_cast<int64_t>(num) * channels * plane;
+    if (count == 0 || channels == 0) {  // no RoI reaches this map
+      channels_last::Zero(size, maps[l].diff);
+      continue;
+    }
+    channels_last_.resize(size);
+    channels_last::Zero(size, channels_last_.data());
+    with_tap_count(p.bi_type, [&](auto taps) {
+      this->template BackwardTaps<decltype(taps)::value>(p, maps[l], rois,
+          group_.data() + first, count, channels, top_diff, argmax);
+    });
+    channels_last::ToNchw(channels_last_.data(), num, channels, plane, maps[l].diff);
   }
 }
 
 template <typename Dtype>
 template <int K>
-void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p,
-    const std::vector<MapRef<Dtype> >& maps, const int* level, const Dtype* rois,
-    int num_rois, int channels, const Dtype* top_diff, const int* argmax) {
+void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& m,
+    const Dtype* rois, const int* group, int count, int channels, const Dtype* top_diff,
+    const int* argmax) {
   const int bins = p.pooled_h * p.pooled_w;
   const int blocks = (channels + kBlock - 1) / kBlock;
 #pragma omp parallel
@@ -386,11 +393,10 @@ void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p,
 #pragma omp for schedule(dynamic, 1)
     for (int blk = 0; blk < blocks; ++blk) {
       const int c0 = blk * kBlock, block = std::min(kBlock, channels - c0);
-      for (int n = 0; n < num_rois; ++n) {
-        const int l = MapOf(level, n);
-        const MapRef<Dtype>& m = maps[l];
-        Dtype* out = channels_last_.data() + map_start_[l] + static_cast<int64_t>(
-            rois[n * 5]) * m.height * m.width * channels + c0;
+      for (int i = 0; i < count; ++i) {
+        const int n = group[i];
+        Dtype* out = channels_last_.data()
+            + static_cast<int64_t>(rois[n * 5]) * m.height * m.width * channels + c0;
         const Box<Dtype>& b = boxes_[n];
         const Taps<Dtype>* ty = taps_y_.data() + tap_y_start_[n];
         const Taps<Dtype>* tx = taps_x_.data() + tap_x_start_[n];
