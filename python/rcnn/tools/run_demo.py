@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from rcnn.models import ALL_VARIANTS
 from rcnn.tools.common import run_tool, setup_tool
 from rcnn.training import TrainingStopped
 
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="output/demo")
     ap.add_argument("--data", default="data/synthetic")
-    ap.add_argument("--variant", default="roialign", help="roialign, roialign_ave, roipooling")
+    ap.add_argument("--variant", default="roialign", choices=list(ALL_VARIANTS),
+                    help="a model of models/small/ (default roialign)")
     ap.add_argument("--iters", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--gpu", type=int, default=None)
