@@ -18,6 +18,11 @@
 namespace caffe {
 namespace channels_last {
 
+// Below this many elements of work a CPU RoI pass runs on the calling thread: starting and
+// joining an OpenMP team costs more than it saves (the gradient checker's thousands of
+// passes over tiny blobs, for instance).
+const int64_t kParallelWork = 1 << 15;
+
 // out (num, plane, channels) = in (num, channels, plane); plane = H * W. OpenMP, tiled.
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out);

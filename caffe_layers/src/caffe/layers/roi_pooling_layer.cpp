@@ -110,7 +110,7 @@ void ROIPoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
   }
   channels_last_.resize(bottom[0]->count());
   channels_last::FromNchw(data, bottom[0]->num(), channels, plane, channels_last_.data());
-#pragma omp parallel
+#pragma omp parallel if (top[0]->count() > channels_last::kParallelWork)
   {
     // This thread's outputs of one RoI, channels last: (bins, channels).
     vector<Dtype> best(static_cast<int64_t>(bins) * channels);
@@ -145,7 +145,7 @@ void ROIPoolingLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
   const int plane = height_ * width_, bins = pooled_h_ * pooled_w_;
   const int channels = channels_;
   // One channel per thread: no two threads write the same gradient plane.
-#pragma omp parallel for
+#pragma omp parallel for if (top[0]->count() > channels_last::kParallelWork)
   for (int c = 0; c < channels; ++c) {
     for (int n = 0; n < num_rois_; ++n) {
       const int nc = n * channels + c;

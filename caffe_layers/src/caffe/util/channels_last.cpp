@@ -16,7 +16,8 @@ const int kTile = 32;
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
   const int tiles = (plane + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static)
+  const bool parallel = static_cast<int64_t>(num) * channels * plane > kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
     const Dtype* src = in + static_cast<int64_t>(n) * channels * plane;
@@ -34,7 +35,8 @@ void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
 template <typename Dtype>
 void ToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
   const int tiles = (plane + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static)
+  const bool parallel = static_cast<int64_t>(num) * channels * plane > kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
     const Dtype* src = in + static_cast<int64_t>(n) * plane * channels;
@@ -57,7 +59,7 @@ template void ToNchw<double>(const double*, int, int, int, double*);
 
 template <typename Dtype>
 void Zero(int64_t count, Dtype* x) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > kParallelWork)
   for (int64_t i = 0; i < count; ++i) x[i] = 0;
 }
 

@@ -269,7 +269,7 @@ void CpuPasses<Dtype>::ComputeTaps(const Params<Dtype>& p,
   }
   taps_y_.resize(tap_y_start_[num_rois]);
   taps_x_.resize(tap_x_start_[num_rois]);
-#pragma omp parallel for
+#pragma omp parallel for if (tap_y_start_[num_rois] + tap_x_start_[num_rois] > 4096)
   for (int n = 0; n < num_rois; ++n) {
     const Params<Dtype> q = on_map(p, maps[MapOf(level, n)]);
     const Box<Dtype>& b = boxes_[n];
@@ -327,7 +327,9 @@ template <int K>
 void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& m,
     const Dtype* rois, const int* group, int count, int channels, Dtype* top, int* argmax) {
   const int bins = p.pooled_h * p.pooled_w;
-#pragma omp parallel
+  const bool parallel =
+      static_cast<int64_t>(count) * bins * channels > channels_last::kParallelWork;
+#pragma omp parallel if (parallel)
   {
     // This thread's outputs of one RoI, channels last: (bins, channels).
     std::vector<Dtype> acc(static_cast<int64_t>(bins) * channels);
@@ -385,7 +387,9 @@ void CpuPasses<Dtype>::BackwardTaps(const Params<Dtype>& p, const MapRef<Dtype>&
     const int* argmax) {
   const int bins = p.pooled_h * p.pooled_w;
   const int blocks = (channels + kBlock - 1) / kBlock;
-#pragma omp parallel
+  const bool parallel = blocks > 1
+      && static_cast<int64_t>(count) * bins * channels > channels_last::kParallelWork;
+#pragma omp parallel if (parallel)
   {
     // One RoI's top diff (and argmaxes) for the thread's block, channels last: (bins, block).
     std::vector<Dtype> g(static_cast<int64_t>(bins) * kBlock);
