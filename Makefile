@@ -6,7 +6,8 @@
 #   make lint         ruff on the Python, Caffe's cpp_lint.py on caffe_layers/
 #   make cuda-check   compile the project's CUDA sources with nvcc (no GPU needed), register report
 #   make bench-roi    RoI layer speed against onnxruntime (table + output/bench/roi_speed.json)
-#   make bench-detect ROIPooling vs ROIAlign detection accuracy, 3 seeds (output/bench/detect/)
+#   make bench-detect ROIPooling vs ROIAlign detection accuracy, 3 seeds (output/bench/detect/);
+#                     BENCH_ARGS="--dataset multiscale": single-level ROIAlign vs FPN
 #   make clean        remove the build trees (keeps the fetched source and .venv)
 #   make distclean    remove build/ and .venv entirely
 #
