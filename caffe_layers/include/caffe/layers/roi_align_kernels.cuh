@@ -126,7 +126,8 @@ void ROIAlignLayer<Dtype>::ForwardOn(const Device&, const vector<Blob<Dtype>*>& 
   if (count == 0) return;  // no RoIs (or no channels): launch nothing
   CheckRoiKernelCount(this->layer_param_, count, "top");
   CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
-  roi_align::OneMap<Dtype> map = {Map(*bottom[0])};
+  roi_align::OneMap<Dtype> map = {
+      roi_align::MapOfBlob(*bottom[0], params_.spatial_scale)};
   map.map.data = Device::data(*bottom[0]);
   roi_align_kernels::LaunchForward<Device>(count, Device::data(*bottom[1]), params_,
       channels_, map, Device::mutable_data(top[0]),
@@ -138,7 +139,8 @@ template <typename Device>
 void ROIAlignLayer<Dtype>::BackwardOn(const Device&, const vector<Blob<Dtype>*>& top,
     const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
   if (!propagate_down[0] || bottom[0]->count() == 0) return;  // nothing to write
-  roi_align::OneMap<Dtype> map = {Map(*bottom[0])};
+  roi_align::OneMap<Dtype> map = {
+      roi_align::MapOfBlob(*bottom[0], params_.spatial_scale)};
   map.map.diff = Device::mutable_diff(bottom[0]);
   Device::set(bottom[0]->count(), Dtype(0), map.map.diff);
   const int count = top[0]->count();

@@ -32,6 +32,19 @@ Params<Dtype> ParamsFrom(const ROIPoolingParameter& rp, int height, int width) {
   return p;
 }
 
+// A feature bottom as the geometry's map at `scale` (data and diff pointers left NULL for
+// the caller to set).
+template <typename Dtype>
+MapRef<Dtype> MapOfBlob(const Blob<Dtype>& features, Dtype scale) {
+  MapRef<Dtype> m;
+  m.data = NULL;
+  m.diff = NULL;
+  m.height = features.height();
+  m.width = features.width();
+  m.spatial_scale = scale;
+  return m;
+}
+
 // Checks the sampling settings of roi_pooling_param that ROIAlign and PyramidROIAlign share
 // (pad_ratio, bi_type, sampling_ratio, and what each alignment allows), each failure an error
 // that names the layer and the value, and returns them as Params (map size and scale 0: the
@@ -81,9 +94,6 @@ class ROIAlignLayer : public Layer<Dtype> {
   template <typename Device>
   void BackwardOn(const Device& device, const vector<Blob<Dtype>*>& top,
       const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);
-
-  // The bottom as the geometry's map (data and diff pointers left for the caller).
-  roi_align::MapRef<Dtype> Map(const Blob<Dtype>& features) const;
 
   roi_align::Params<Dtype> params_;
   int channels_;

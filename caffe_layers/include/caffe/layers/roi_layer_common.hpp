@@ -48,12 +48,13 @@ inline const ROIPoolingParameter& CheckRoiPoolingParam(const LayerParameter& par
   return rp;
 }
 
-// The RoI bottom holds R rows of [batch_index, x1, y1, x2, y2]: shape (R, 5) or (R, 5, 1, 1).
+// The RoI bottom (bottom rois_index of the layer) holds R rows of [batch_index, x1, y1, x2,
+// y2]: shape (R, 5) or (R, 5, 1, 1). Returns R.
 template <typename Dtype>
-int CheckRoisShape(const LayerParameter& param, const Blob<Dtype>& rois) {
+int CheckRoisShape(const LayerParameter& param, const Blob<Dtype>& rois, int rois_index = 1) {
   const int rows = rois.num_axes() > 0 ? rois.shape(0) : 0;
   CHECK(rois.num_axes() >= 2 && rois.count() == rows * 5 && rois.shape(1) == 5)
-      << RoiLayerName(param) << ": bottom '" << param.bottom(1)
+      << RoiLayerName(param) << ": bottom '" << param.bottom(rois_index)
       << "' must have shape (R, 5) of [batch_index, x1, y1, x2, y2], got "
       << rois.shape_string();
   return rows;
@@ -68,18 +69,19 @@ int CheckRoiBottoms(const LayerParameter& param, const vector<Blob<Dtype>*>& bot
 }
 
 // Every batch index must be an integer in [0, num); anything else is a fatal error that names
-// the layer, the RoI's row and the value.
+// the layer, the RoI's row and the value. rois is the layer's bottom rois_index, the features
+// (num images) its bottom features_index.
 template <typename Dtype>
 void CheckRoiBatchIndices(const LayerParameter& param, const Blob<Dtype>& rois,
-    int num) {
+    int num, int rois_index = 1, int features_index = 0) {
   const Dtype* r = rois.cpu_data();
   const int rows = rois.shape(0);
   for (int i = 0; i < rows; ++i) {
     const Dtype b = r[i * 5];
     CHECK(std::isfinite(b) && b == std::floor(b) && b >= 0 && b < num)
-        << RoiLayerName(param) << ": bottom '" << param.bottom(1) << "' row " << i
+        << RoiLayerName(param) << ": bottom '" << param.bottom(rois_index) << "' row " << i
         << " has batch index " << b << "; it must be an integer in [0, " << num
-        << ") (bottom '" << param.bottom(0) << "' has " << num << " images)";
+        << ") (bottom '" << param.bottom(features_index) << "' has " << num << " images)";
   }
 }
 

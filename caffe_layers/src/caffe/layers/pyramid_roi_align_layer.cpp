@@ -70,13 +70,7 @@ void PyramidROIAlignLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
       const vector<Blob<Dtype>*>& top) {
   const LayerParameter& param = this->layer_param_;
   const std::string who = RoiLayerName(param);
-  // The RoIs come first here: CheckRoisShape names bottom(1), so check the shape directly.
-  const Blob<Dtype>& rois = *bottom[0];
-  num_rois_ = rois.num_axes() > 0 ? rois.shape(0) : 0;
-  CHECK(rois.num_axes() >= 2 && rois.count() == num_rois_ * 5 && rois.shape(1) == 5)
-      << who << ": bottom '" << param.bottom(0)
-      << "' must have shape (R, 5) of [batch_index, x1, y1, x2, y2], got "
-      << rois.shape_string();
+  num_rois_ = CheckRoisShape(param, *bottom[0], 0);  // the RoIs come first here
   const Blob<Dtype>& first = *bottom[1];
   for (int l = 0; l < num_levels_; ++l) {
     const Blob<Dtype>& f = *bottom[l + 1];
@@ -99,14 +93,7 @@ void PyramidROIAlignLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
 
 template <typename Dtype>
 void PyramidROIAlignLayer<Dtype>::AssignLevels(const vector<Blob<Dtype>*>& bottom) {
-  // CheckRoiBatchIndices names bottom(1) as the RoIs and bottom(0) as the features: give it
-  // this layer's order.
-  LayerParameter names;
-  names.set_type(this->layer_param_.type());
-  names.set_name(this->layer_param_.name());
-  names.add_bottom(this->layer_param_.bottom(1));
-  names.add_bottom(this->layer_param_.bottom(0));
-  CheckRoiBatchIndices(names, *bottom[0], bottom[1]->num());
+  CheckRoiBatchIndices(this->layer_param_, *bottom[0], bottom[1]->num(), 0, 1);
   const PyramidROIParameter& pp = this->layer_param_.pyramid_roi_param();
   const Dtype* r = bottom[0]->cpu_data();
   int* level = levels_.mutable_cpu_data();
@@ -118,13 +105,9 @@ void PyramidROIAlignLayer<Dtype>::AssignLevels(const vector<Blob<Dtype>*>& botto
 template <typename Dtype>
 vector<roi_align::MapRef<Dtype> > PyramidROIAlignLayer<Dtype>::Maps(
     const vector<Blob<Dtype>*>& bottom) const {
-  vector<roi_align::MapRef<Dtype> > maps(num_levels_);
+  vector<roi_align::MapRef<Dtype> > maps;
   for (int l = 0; l < num_levels_; ++l) {
-    maps[l].data = NULL;
-    maps[l].diff = NULL;
-    maps[l].height = bottom[l + 1]->height();
-    maps[l].width = bottom[l + 1]->width();
-    maps[l].spatial_scale = scales_[l];
+    maps.push_back(roi_align::MapOfBlob(*bottom[l + 1], scales_[l]));
   }
   return maps;
 }

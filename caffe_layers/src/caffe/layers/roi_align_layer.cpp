@@ -56,22 +56,12 @@ void ROIAlignLayer<Dtype>::Reshape(const vector<Blob<Dtype>*>& bottom,
 }
 
 template <typename Dtype>
-roi_align::MapRef<Dtype> ROIAlignLayer<Dtype>::Map(const Blob<Dtype>& features) const {
-  roi_align::MapRef<Dtype> m;
-  m.data = NULL;
-  m.diff = NULL;
-  m.height = features.height();
-  m.width = features.width();
-  m.spatial_scale = params_.spatial_scale;
-  return m;
-}
-
-template <typename Dtype>
 void ROIAlignLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
     const vector<Blob<Dtype>*>& top) {
   if (num_rois_ == 0) return;
   CheckRoiBatchIndices(this->layer_param_, *bottom[1], bottom[0]->num());
-  vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
+  vector<roi_align::MapRef<Dtype> > maps(1,
+      roi_align::MapOfBlob(*bottom[0], params_.spatial_scale));
   maps[0].data = bottom[0]->cpu_data();
   cpu_.Forward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, bottom[0]->num(),
       channels_, top[0]->mutable_cpu_data(), params_.is_max ? argmax_.mutable_cpu_data() : NULL);
@@ -82,7 +72,8 @@ void ROIAlignLayer<Dtype>::Backward_cpu(const vector<Blob<Dtype>*>& top,
     const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom) {
   // The RoI coordinates get no gradient (as in Fast R-CNN).
   if (!propagate_down[0]) return;
-  vector<roi_align::MapRef<Dtype> > maps(1, Map(*bottom[0]));
+  vector<roi_align::MapRef<Dtype> > maps(1,
+      roi_align::MapOfBlob(*bottom[0], params_.spatial_scale));
   maps[0].diff = bottom[0]->mutable_cpu_diff();  // written whole, zeros included
   cpu_.Backward(params_, maps, NULL, bottom[1]->cpu_data(), num_rois_, bottom[0]->num(),
       channels_, top[0]->cpu_diff(), params_.is_max ? argmax_.cpu_data() : NULL);
