@@ -24,58 +24,14 @@ namespace caffe {
 namespace {
 
 using roi_agreement::Make;
+using roi_agreement::ProbeROIAlign;
 
-// Each layer with its CPU passes replaced by the emulated device passes.
-template <typename D = HostEmulatedDevice>
-class EmulatedROIAlign : public roi_agreement::ProbeROIAlign {
+// A layer (Base: one of the probes, or SmoothL1LossLayer) with its CPU passes replaced by its
+// device passes run on the emulated device D.
+template <typename Base, typename D = HostEmulatedDevice>
+class Emulated : public Base {
  public:
-  explicit EmulatedROIAlign(const LayerParameter& p) : roi_agreement::ProbeROIAlign(p) {}
-
- protected:
-  void Forward_cpu(const vector<Blob<float>*>& bottom, const vector<Blob<float>*>& top) {
-    this->ForwardOn(D(), bottom, top);
-  }
-  void Backward_cpu(const vector<Blob<float>*>& top, const vector<bool>& down,
-      const vector<Blob<float>*>& bottom) {
-    this->BackwardOn(D(), top, down, bottom);
-  }
-};
-
-template <typename D = HostEmulatedDevice>
-class EmulatedPyramidROIAlign : public roi_agreement::ProbePyramidROIAlign {
- public:
-  explicit EmulatedPyramidROIAlign(const LayerParameter& p)
-      : roi_agreement::ProbePyramidROIAlign(p) {}
-
- protected:
-  void Forward_cpu(const vector<Blob<float>*>& bottom, const vector<Blob<float>*>& top) {
-    this->ForwardOn(D(), bottom, top);
-  }
-  void Backward_cpu(const vector<Blob<float>*>& top, const vector<bool>& down,
-      const vector<Blob<float>*>& bottom) {
-    this->BackwardOn(D(), top, down, bottom);
-  }
-};
-
-template <typename D = HostEmulatedDevice>
-class EmulatedROIPooling : public roi_agreement::ProbeROIPooling {
- public:
-  explicit EmulatedROIPooling(const LayerParameter& p) : roi_agreement::ProbeROIPooling(p) {}
-
- protected:
-  void Forward_cpu(const vector<Blob<float>*>& bottom, const vector<Blob<float>*>& top) {
-    this->ForwardOn(D(), bottom, top);
-  }
-  void Backward_cpu(const vector<Blob<float>*>& top, const vector<bool>& down,
-      const vector<Blob<float>*>& bottom) {
-    this->BackwardOn(D(), top, down, bottom);
-  }
-};
-
-template <typename D = HostEmulatedDevice>
-class EmulatedSmoothL1Loss : public SmoothL1LossLayer<float> {
- public:
-  explicit EmulatedSmoothL1Loss(const LayerParameter& p) : SmoothL1LossLayer<float>(p) {}
+  explicit Emulated(const LayerParameter& p) : Base(p) {}
 
  protected:
   void Forward_cpu(const vector<Blob<float>*>& bottom, const vector<Blob<float>*>& top) {
@@ -88,8 +44,9 @@ class EmulatedSmoothL1Loss : public SmoothL1LossLayer<float> {
 };
 
 const roi_agreement::Device kEmulated = {"emulated GPU", Caffe::CPU,
-    Make<EmulatedROIAlign<> >, Make<EmulatedPyramidROIAlign<> >, Make<EmulatedROIPooling<> >,
-    Make<EmulatedSmoothL1Loss<> >};
+    Make<Emulated<ProbeROIAlign> >,
+    Make<Emulated<roi_agreement::ProbePyramidROIAlign> >,
+    Make<Emulated<roi_agreement::ProbeROIPooling> >, Make<Emulated<SmoothL1LossLayer<float> > >};
 
 class RoiKernelsEmulatedTest : public ::testing::Test {
  protected:
@@ -136,16 +93,16 @@ TEST_F(RoiKernelsEmulatedTest, ChecksCatchABrokenKernel) {
   const vector<bool> down{true, false};
   LayerParameter p = in_.Param("ROIAlign");
   p.mutable_roi_pooling_param()->set_pool(ROIPoolingParameter_PoolMethod_AVE);
-  const RoiRun ref = RunRoiLayer(Make<roi_agreement::ProbeROIAlign>(p), AlignArgmax,
+  const RoiRun ref = RunRoiLayer(Make<ProbeROIAlign>(p), AlignArgmax,
       Caffe::CPU, in_.Single(), down, in_.top_diff_);
-  const RoiRun broken = RunRoiLayer(Make<EmulatedROIAlign<DropsLastBlock> >(p), AlignArgmax,
+  const RoiRun broken = RunRoiLayer(Make<Emulated<ProbeROIAlign, DropsLastBlock> >(p), AlignArgmax,
       Caffe::CPU, in_.Single(), down, in_.top_diff_);
   const vector<int> bad_top = roi_agreement::Mismatches(ref.top, broken.top,
       vector<double>(ref.top.size(), 0));
   EXPECT_GE(bad_top.size(), 1u);
   EXPECT_LE(bad_top.size(), 512u);  // one block of outputs
   for (size_t i = 0; i < bad_top.size(); ++i) EXPECT_TRUE(std::isnan(broken.top[bad_top[i]]));
-  const RoiRun good = RunRoiLayer(Make<EmulatedROIAlign<> >(p), AlignArgmax, Caffe::CPU,
+  const RoiRun good = RunRoiLayer(Make<Emulated<ProbeROIAlign> >(p), AlignArgmax, Caffe::CPU,
       in_.Single(), down, in_.top_diff_);
   EXPECT_EQ(roi_agreement::Mismatches(ref.top, good.top, vector<double>(1, 0)).size(), 0u);
   const size_t reordered = roi_agreement::Mismatches(ref.grad, good.grad,
