@@ -13,19 +13,46 @@ namespace {
 
 inline int MapOf(const int* level, int n) { return level ? level[n] : 0; }
 
-// The value of one sample in every channel, added into acc (AVE) or compared with it (MAX):
-// channel c gets exactly interpolate<K>'s operations, in its order, on pixel column c.
+// One sample's K x K taps as rows of channel vectors on a channels-last map, and their
+// weights: value(c) is interpolate<K>'s value in channel c, its operations in its order.
 template <int K, typename Dtype>
-inline __attribute__((always_inline)) void Interpolated(const Dtype* in, int width,
-    int channels, const Taps<Dtype>& ty, const Taps<Dtype>& tx, const Dtype** row,
-    Dtype* wy, Dtype* wx) {
-  for (int k = 0; k < K; ++k) {
-    wy[k] = ty.weight(k);
-    wx[k] = tx.weight(k);
-    for (int l = 0; l < K; ++l) {
-      row[k * K + l] = in + (static_cast<int64_t>(ty.index(k)) * width + tx.index(l)) * channels;
+struct SampleRows {
+  const Dtype* row[K * K];
+  Dtype wy[K], wx[K];
+
+  inline __attribute__((always_inline)) SampleRows(const Dtype* in, int width, int channels,
+      const Taps<Dtype>& ty, const Taps<Dtype>& tx) {
+    for (int k = 0; k < K; ++k) {
+      wy[k] = ty.weight(k);
+      wx[k] = tx.weight(k);
+      for (int l = 0; l < K; ++l) {
+        row[k * K + l] =
+            in + (static_cast<int64_t>(ty.index(k)) * width + tx.index(l)) * channels;
+      }
     }
   }
+
+  inline __attribute__((always_inline)) Dtype value(int c) const {
+    Dtype v = 0;
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k) {
+      Dtype r = 0;
+#pragma GCC unroll 4
+      for (int l = 0; l < K; ++l) r += wx[l] * row[k * K + l][c];
+      v += wy[k] * r;
+    }
+    return v;
+  }
+};
+
+// MAX: sample s with value v replaces the running maximum when it is the first sample or
+// larger (the first largest sample wins), as pool_bin does.
+template <typename Dtype>
+inline __attribute__((always_inline)) void KeepFirstLargest(Dtype v, int s, Dtype* acc,
+    int* am) {
+  const bool take = s == 0 || v > *acc;
+  *acc = take ? v : *acc;
+  *am = take ? s : *am;
 }
 
 // One bin of one RoI, all channels: acc[c] (and am[c] for MAX) as pool_bin<K> computes them.
@@ -33,27 +60,15 @@ template <int K, typename Dtype>
 inline __attribute__((always_inline)) void PoolBinChannels(const Dtype* in, int width,
     int channels, const Taps<Dtype>* ty, int grid_h, const Taps<Dtype>* tx, int grid_w,
     bool is_max, Dtype* __restrict__ acc, int* __restrict__ am) {
-  const Dtype* row[K * K];
-  Dtype wy[K], wx[K];
+  std::fill(acc, acc + channels, Dtype(0));
   if (!is_max) {
-    std::fill(acc, acc + channels, Dtype(0));
     for (int iy = 0; iy < grid_h; ++iy) {
       if (!ty[iy].inside) continue;  // an outside sample adds 0
       for (int ix = 0; ix < grid_w; ++ix) {
         if (!tx[ix].inside) continue;
-        Interpolated<K>(in, width, channels, ty[iy], tx[ix], row, wy, wx);
+        const SampleRows<K, Dtype> sample(in, width, channels, ty[iy], tx[ix]);
 #pragma omp simd
-        for (int c = 0; c < channels; ++c) {
-          Dtype v = 0;
-#pragma GCC unroll 4
-          for (int k = 0; k < K; ++k) {
-            Dtype r = 0;
-#pragma GCC unroll 4
-            for (int l = 0; l < K; ++l) r += wx[l] * row[k * K + l][c];
-            v += wy[k] * r;
-          }
-          acc[c] += v;
-        }
+        for (int c = 0; c < channels; ++c) acc[c] += sample.value(c);
       }
     }
     const int count = grid_h * grid_w;
@@ -62,35 +77,19 @@ inline __attribute__((always_inline)) void PoolBinChannels(const Dtype* in, int 
     for (int c = 0; c < channels; ++c) acc[c] /= d;
     return;
   }
-  std::fill(acc, acc + channels, Dtype(0));
   std::fill(am, am + channels, -1);
   for (int iy = 0; iy < grid_h; ++iy) {
     for (int ix = 0; ix < grid_w; ++ix) {
       const int s = iy * grid_w + ix;
-      const bool first = s == 0;
       if (!(ty[iy].inside && tx[ix].inside)) {  // value 0
 #pragma omp simd
-        for (int c = 0; c < channels; ++c) {
-          const bool take = first || Dtype(0) > acc[c];
-          acc[c] = take ? Dtype(0) : acc[c];
-          am[c] = take ? s : am[c];
-        }
+        for (int c = 0; c < channels; ++c) KeepFirstLargest(Dtype(0), s, &acc[c], &am[c]);
         continue;
       }
-      Interpolated<K>(in, width, channels, ty[iy], tx[ix], row, wy, wx);
+      const SampleRows<K, Dtype> sample(in, width, channels, ty[iy], tx[ix]);
 #pragma omp simd
       for (int c = 0; c < channels; ++c) {
-        Dtype v = 0;
-#pragma GCC unroll 4
-        for (int k = 0; k < K; ++k) {
-          Dtype r = 0;
-#pragma GCC unroll 4
-          for (int l = 0; l < K; ++l) r += wx[l] * row[k * K + l][c];
-          v += wy[k] * r;
-        }
-        const bool take = first || v > acc[c];  // the first largest sample wins
-        acc[c] = take ? v : acc[c];
-        am[c] = take ? s : am[c];
+        KeepFirstLargest(sample.value(c), s, &acc[c], &am[c]);
       }
     }
   }
