@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import caffe
-import numpy as np
 
 from rcnn.config import cfg
 from rcnn.layers.params import parse_param_str, phase_key
+from rcnn.layers.proposal import check_one_image, set_proposal_tops
 from rcnn.layers.pyramid_params import pyramid_anchor_params
 from rcnn.rpn.proposals import propose_levels
 from rcnn.rpn.pyramid import split_levels
@@ -33,20 +33,14 @@ class FPNProposalLayer(caffe.Layer):
             top[1].reshape(1, 1)
 
     def forward(self, bottom, top):
-        if bottom[0].data.shape[0] != 1:
-            raise ValueError(f"{NAME}: only one image per batch is supported, got "
-                             f"{bottom[0].data.shape[0]}")
+        check_one_image(bottom[0].data, NAME)
         deltas = [bottom[1 + i].data[0] for i in range(self._levels)]
         shapes = [d.shape[-2:] for d in deltas]
         a = self._anchors[0].shape[0]
         scores = split_levels(bottom[0].data[0, 1].ravel(), shapes, a)
         boxes, s = propose_levels(scores, deltas, bottom[-1].data[0], self._anchors,
                                   self._strides, self._phase_cfg)
-        top[0].reshape(len(boxes), 5)
-        top[0].data[...] = np.hstack([np.zeros((len(boxes), 1)), boxes])
-        if len(top) > 1:
-            top[1].reshape(len(boxes), 1)
-            top[1].data[...] = s[:, None]
+        set_proposal_tops(top, boxes, s)
 
     def backward(self, top, propagate_down, bottom):
         pass

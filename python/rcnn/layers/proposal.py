@@ -10,6 +10,23 @@ from rcnn.rpn.anchors import anchor_params
 from rcnn.rpn.proposals import propose
 
 
+def check_one_image(scores: np.ndarray, layer: str) -> None:
+    """The proposal layers take one image per batch; a clear error otherwise."""
+    if scores.shape[0] != 1:
+        raise ValueError(f"{layer}: only one image per batch is supported, got "
+                         f"{scores.shape[0]}")
+
+
+def set_proposal_tops(top, boxes: np.ndarray, scores: np.ndarray) -> None:
+    """Tops of a proposal layer: rois (R, 5) of [0, x1, y1, x2, y2], and optionally their
+    scores (R, 1)."""
+    top[0].reshape(len(boxes), 5)
+    top[0].data[...] = np.hstack([np.zeros((len(boxes), 1)), boxes])
+    if len(top) > 1:
+        top[1].reshape(len(boxes), 1)
+        top[1].data[...] = scores[:, None]
+
+
 class ProposalLayer(caffe.Layer):
     """Bottoms: rpn_cls_prob_reshape (1, 2A, H, W), rpn_bbox_pred (1, 4A, H, W), im_info.
     Tops: rois (R, 5) of [0, x1, y1, x2, y2], and optionally their scores (R, 1)."""
@@ -23,18 +40,12 @@ class ProposalLayer(caffe.Layer):
             top[1].reshape(1, 1)
 
     def forward(self, bottom, top):
-        if bottom[0].data.shape[0] != 1:
-            raise ValueError("ProposalLayer: only one image per batch is supported, got "
-                             f"{bottom[0].data.shape[0]}")
+        check_one_image(bottom[0].data, "ProposalLayer")
         a = self._anchors.shape[0]
         scores = bottom[0].data[0, a:, :, :]
         boxes, s = propose(scores, bottom[1].data[0], bottom[2].data[0], self._anchors,
                            self._stride, self._phase_cfg)
-        top[0].reshape(len(boxes), 5)
-        top[0].data[...] = np.hstack([np.zeros((len(boxes), 1)), boxes])
-        if len(top) > 1:
-            top[1].reshape(len(boxes), 1)
-            top[1].data[...] = s[:, None]
+        set_proposal_tops(top, boxes, s)
 
     def backward(self, top, propagate_down, bottom):
         pass
