@@ -1,5 +1,5 @@
-"""Running a trained detector over images: im_detect, per-class NMS, and the loop over a
-dataset."""
+"""Running a trained detector over images: im_detect, per-class NMS, the loop over a
+dataset, and for a Mask R-CNN test net the masks of the final detections (im_segment)."""
 from __future__ import annotations
 
 import logging
@@ -16,18 +16,33 @@ from rcnn.progress import Progress
 log = logging.getLogger(__name__)
 
 
+MASK_ROIS = "mask_rois"   # a Mask R-CNN test net's input: the boxes to segment
+
+
+def mask_branch_start(net) -> int | None:
+    """The index of the first layer of a test net's mask branch (the first layer that makes
+    or reads the mask_rois input; rcnn.models puts the branch after the box head), or None
+    for a net without one."""
+    for i, name in enumerate(net._layer_names):
+        if MASK_ROIS in net.top_names[name] or MASK_ROIS in net.bottom_names[name]:
+            return i
+    return None
+
+
 def im_detect(net, im: np.ndarray, test: AttrDict,
               pixel_means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class scores (R, C) and class-specific boxes (R, 4C) in image coordinates for one
     BGR uint8 image, from a test net with inputs data, im_info and outputs rois, cls_prob,
-    bbox_pred. `test` is the config's TEST section (SCALES, MAX_SIZE, BBOX_REG)."""
+    bbox_pred. `test` is the config's TEST section (SCALES, MAX_SIZE, BBOX_REG). A Mask
+    R-CNN's mask branch is not run (im_segment runs it on the final detections)."""
     prepped, scale = prep_image(im, pixel_means, test.SCALES[0], test.MAX_SIZE)
     blob = images_to_blob([prepped])
     net.blobs["data"].reshape(*blob.shape)
     net.blobs["data"].data[...] = blob
     net.blobs["im_info"].reshape(1, 3)
     net.blobs["im_info"].data[...] = [[blob.shape[2], blob.shape[3], scale]]
-    out = net.forward()
+    start = mask_branch_start(net)
+    out = net.forward() if start is None else net.forward(end=net._layer_names[start - 1])
     rois = net.blobs["rois"].data[:, 1:5] / scale
     scores = out["cls_prob"].reshape(rois.shape[0], -1).copy()
     if test.BBOX_REG:
@@ -36,6 +51,38 @@ def im_detect(net, im: np.ndarray, test: AttrDict,
     else:
         boxes = np.tile(rois, (1, scores.shape[1]))
     return scores, boxes
+
+
+def im_segment(net, dets: list[np.ndarray], height: int, width: int,
+               threshold: float = 0.5) -> list[list[np.ndarray]]:
+    """The masks of one image's final detections, from the Mask R-CNN test net that im_detect
+    has just run on it (its input scale and features are reused).
+
+    dets[c]: (K_c, 5) detections of class c in image coordinates (detections_per_class).
+    For each detection, the mask branch runs on its box, its class's channel of mask_prob
+    (the sigmoid of the logits, M x M) is pasted into the height x width image at the box
+    (rcnn.masks.paste: bilinear, then >= threshold). Returns masks[c][k], (height, width)
+    uint8 0 / 1, aligned with dets[c]; masks[0] is empty. Raises ValueError for a net
+    without a mask branch."""
+    from rcnn.masks.paste import paste_mask
+
+    start = mask_branch_start(net)
+    if start is None:
+        raise ValueError("im_segment: the test net has no mask branch (no 'mask_rois' input)")
+    classes = np.concatenate([np.full(len(d), c) for c, d in enumerate(dets)]).astype(int)
+    boxes = np.concatenate([d[:, :4] for d in dets]).reshape(-1, 4)
+    masks: list[list[np.ndarray]] = [[] for _ in dets]
+    if boxes.shape[0] == 0:
+        return masks
+    scale = float(net.blobs["im_info"].data[0, 2])
+    rois = np.hstack([np.zeros((boxes.shape[0], 1)), boxes * scale]).astype(np.float32)
+    net.blobs[MASK_ROIS].reshape(*rois.shape)
+    net.blobs[MASK_ROIS].data[...] = rois
+    net.forward(start=net._layer_names[start])
+    prob = net.blobs["mask_prob"].data
+    for k, (c, box) in enumerate(zip(classes, boxes, strict=True)):
+        masks[c].append(paste_mask(prob[k, c], box, height, width, threshold))
+    return masks
 
 
 def detections_per_class(scores: np.ndarray, boxes: np.ndarray,

@@ -3,7 +3,8 @@
     python -m rcnn.models OUT_DIR     # the small model's prototxts for each variant, config.yml
 
 Single-level variants (one stride-16 map, ROIAlign or ROIPooling) and FPN variants (a feature
-pyramid P2-P6, one RPN head shared across its levels, PyramidROIAlign over P2-P5).
+pyramid P2-P6, one RPN head shared across its levels, PyramidROIAlign over P2-P5); each
+either a Faster R-CNN or, with a mask branch, a Mask R-CNN (the mask_* variants).
 """
 from __future__ import annotations
 
@@ -32,7 +33,15 @@ MULTISCALE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "roialign_ms": ("ROIAlign", AVE_HALF_PIXEL),
     "fpn_roialign": ("PyramidROIAlign", AVE_HALF_PIXEL),
 }
-ALL_VARIANTS = {**VARIANTS, **MULTISCALE_VARIANTS}
+# Mask R-CNN variants of the small model (the synthetic set, SMALL_CONFIG): the same RoI
+# layer type and settings in the box head and the mask head. The RoIAlign ones use Mask
+# R-CNN's own RoIAlign (average of 2 x 2 bilinear samples per bin, half-pixel aligned).
+MASK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mask_roialign": ("ROIAlign", AVE_HALF_PIXEL),
+    "mask_roipooling": ("ROIPooling", {}),
+    "mask_fpn_roialign": ("PyramidROIAlign", AVE_HALF_PIXEL),
+}
+ALL_VARIANTS = {**VARIANTS, **MULTISCALE_VARIANTS, **MASK_VARIANTS}
 
 # The small model's config, over the defaults (rcnn.config): written beside its prototxts as
 # config.yml for the tools' --cfg, and used as it is by run_demo and bench.detect.
@@ -74,6 +83,10 @@ SMALL = {
     "feat_stride": 16,
     "image_size": 256,
 }
+# The mask branch of the small Mask R-CNNs: RoI features of 14 x 14 from the foreground RoIs
+# (test: the detections), `convs` 3x3 convolutions + ReLU of `channels`, a 2x2 stride-2
+# deconvolution + ReLU to 28 x 28, a 1x1 convolution to one logit map per class.
+MASK_HEAD = {"pooled": 14, "size": 28, "convs": 2, "channels": 32}
 SMALL_MS = {**SMALL, "anchor_scales": (0.75, 1.5, 3, 6, 12), "image_size": 384}
 
 # The small FPN: SMALL's convolutions and a fifth (stride 32) give C2-C5; lateral 1x1 and
@@ -133,8 +146,13 @@ def _upsample2x(L, bottom, name: str, channels: int):
                                                                 "value": 1}})
 
 
-def _data_layers(n, L, num_classes: int, train: bool, size: int) -> None:
-    if train:
+def _data_layers(n, L, num_classes: int, train: bool, size: int, masks: bool = False) -> None:
+    if train and masks:
+        n.data, n.im_info, n.gt_boxes, n.gt_masks = L.Python(
+            name="input-data", ntop=4, python_param={
+                "module": "roi_data_layer.layer", "layer": "RoIDataLayer",
+                "param_str": _param_str({"num_classes": num_classes})})
+    elif train:
         n.data, n.im_info, n.gt_boxes = L.Python(
             name="input-data", ntop=3, python_param={
                 "module": "roi_data_layer.layer", "layer": "RoIDataLayer",
@@ -160,9 +178,54 @@ def _box_head(n, L, roi_feat, num_classes: int, train: bool, fc: int) -> None:
         n.cls_prob = L.Softmax(n.cls_score)
 
 
+def _mask_branch(n, L, roi_feature, num_classes: int, train: bool,
+                 head: Mapping[str, Any] = MASK_HEAD) -> None:
+    """Mask R-CNN's mask branch (He et al. 2017, figure 4, narrowed for the small models),
+    placed after the box head so that a test net can run it alone (rcnn.inference).
+
+    Train: MaskTargetLayer picks the foreground RoIs (mask_rois) of the box head's sample and
+    their targets; the loss is SigmoidCrossEntropyLoss over the RoI's class channel (the
+    others are -1, ignored), averaged over the valid pixels. Test: mask_rois is an input
+    (the detections, in the input image's coordinates) and mask_prob the per-class sigmoid.
+    `roi_feature(rois, pooled)` makes the RoI layer that pools the 14 x 14 features."""
+    from caffe import params as P
+
+    if train:
+        n.mask_rois, n.mask_targets = L.Python(
+            n.rois, n.labels, n.gt_boxes, n.gt_masks, n.im_info, name="mask-data", ntop=2,
+            python_param={"module": "rcnn.layers.mask_target", "layer": "MaskTargetLayer",
+                          "param_str": _param_str({"num_classes": num_classes,
+                                                   "mask_size": head["size"]})})
+    else:
+        n.mask_rois = L.Input(shape={"dim": [1, 5]})
+    n.mask_pool = roi_feature(n.mask_rois, head["pooled"])
+    x = n.mask_pool
+    for i in range(head["convs"]):
+        conv = _conv(L, x, f"mask_conv{i + 1}", 3, head["channels"])
+        setattr(n, f"mask_conv{i + 1}", conv)
+        x = L.ReLU(conv, in_place=True, name=f"mask_relu{i + 1}")
+        setattr(n, f"mask_relu{i + 1}", x)
+    n.mask_deconv = L.Deconvolution(
+        x, name="mask_deconv",
+        param=[{"lr_mult": 1, "decay_mult": 1}, {"lr_mult": 2, "decay_mult": 0}],
+        convolution_param={"num_output": head["channels"], "kernel_size": 2, "stride": 2,
+                           "weight_filler": {"type": "msra"},
+                           "bias_filler": {"type": "constant"}})
+    n.mask_deconv_relu = L.ReLU(n.mask_deconv, in_place=True)
+    n.mask_logits = _conv(L, n.mask_deconv_relu, "mask_logits", 1, num_classes, std=0.001)
+    if train:
+        n.loss_mask = L.SigmoidCrossEntropyLoss(
+            n.mask_logits, n.mask_targets, propagate_down=[True, False], loss_weight=1,
+            loss_param={"ignore_label": -1, "normalization": P.Loss.VALID})
+    else:
+        n.mask_prob = L.Sigmoid(n.mask_logits)
+
+
 def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, Any],
-                      train: bool, spec: Mapping[str, Any] = SMALL):
-    """NetParameter of the small end-to-end Faster R-CNN (train or test net)."""
+                      train: bool, spec: Mapping[str, Any] = SMALL, masks: bool = False):
+    """NetParameter of the small end-to-end Faster R-CNN (train or test net); with masks, the
+    small Mask R-CNN (the same net and a mask branch, _mask_branch, pooling with the same
+    RoI layer type and settings at 14 x 14)."""
     from caffe import layers as L
     from caffe import net_spec
     from caffe import params as P
@@ -171,7 +234,7 @@ def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, 
     anchor = {"feat_stride": spec["feat_stride"], "scales": spec["anchor_scales"],
               "ratios": spec["anchor_ratios"]}
     num_anchors = len(spec["anchor_scales"]) * len(spec["anchor_ratios"])
-    _data_layers(n, L, num_classes, train, spec["image_size"])
+    _data_layers(n, L, num_classes, train, spec["image_size"], masks)
     x = n.data
     for i, (k, c, s) in enumerate(spec["convs"]):
         conv = _conv(L, x, f"conv{i + 1}", k, c, s)
@@ -215,29 +278,35 @@ def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, 
     else:
         n.rois = L.Python(n.rpn_cls_prob_reshape, n.rpn_bbox_pred, n.im_info,
                           name="proposal", python_param=proposal)
-    roi = {"pooled_h": spec["pooled"], "pooled_w": spec["pooled"],
-           "spatial_scale": 1.0 / spec["feat_stride"], **roi_params}
-    n.roi_pool = getattr(L, roi_type)(features, n.rois, name="roi_pool", roi_pooling_param=roi)
+    def roi_feature(rois, pooled: int):
+        roi = {"pooled_h": pooled, "pooled_w": pooled,
+               "spatial_scale": 1.0 / spec["feat_stride"], **roi_params}
+        return getattr(L, roi_type)(features, rois, roi_pooling_param=roi)
+
+    n.roi_pool = roi_feature(n.rois, spec["pooled"])
     _box_head(n, L, n.roi_pool, num_classes, train, spec["fc"])
+    if masks:
+        _mask_branch(n, L, roi_feature, num_classes, train)
     proto = n.to_proto()
-    proto.name = f"small_faster_rcnn_{roi_type.lower()}"
+    proto.name = f"small_{'mask' if masks else 'faster'}_rcnn_{roi_type.lower()}"
     return proto
 
 
 def small_fpn_faster_rcnn(num_classes: int, roi_params: Mapping[str, Any], train: bool,
-                          spec: Mapping[str, Any] = SMALL_FPN):
+                          spec: Mapping[str, Any] = SMALL_FPN, masks: bool = False):
     """NetParameter of the small FPN Faster R-CNN (train or test net): bottom-up C2-C5,
     top-down P2-P5 (lateral 1x1 + upsampled coarser level, then a 3x3 smoothing conv), P6 =
     P5 max-pooled 2 x 2, stride 2; one RPN head (3x3 conv, 1x1 scores and deltas) whose
     weights every level shares; proposals over all levels (FPNProposalLayer);
     PyramidROIAlign over P2-P5 with `roi_params` as its roi_pooling_param; the small model's
-    box head."""
+    box head; with masks, the mask branch (_mask_branch) on PyramidROIAlign features of the
+    same levels."""
     from caffe import layers as L
     from caffe import net_spec
     from caffe import params as P
 
     n = net_spec.NetSpec()
-    _data_layers(n, L, num_classes, train, spec["image_size"])
+    _data_layers(n, L, num_classes, train, spec["image_size"], masks)
     x = n.data
     c: dict[int, Any] = {}
     tops_of = {v: k for k, v in spec["levels"].items()}
@@ -327,24 +396,32 @@ def small_fpn_faster_rcnn(num_classes: int, roi_params: Mapping[str, Any], train
     else:
         n.rois = L.Python(n.rpn_cls_prob, *deltas, n.im_info, name="proposal",
                           python_param=proposal)
-    roi = {"pooled_h": spec["pooled"], "pooled_w": spec["pooled"], **roi_params}
     pyramid = {"spatial_scale": [2.0 ** -lvl for lvl in levels], "first_level": levels[0],
                "canonical_size": spec["canonical_size"], "canonical_level": 4}
-    n.roi_pool = L.PyramidROIAlign(n.rois, *[p[lvl] for lvl in levels], name="roi_pool",
-                                   roi_pooling_param=roi, pyramid_roi_param=pyramid)
+
+    def roi_feature(rois, pooled: int):
+        return L.PyramidROIAlign(rois, *[p[lvl] for lvl in levels],
+                                 roi_pooling_param={"pooled_h": pooled, "pooled_w": pooled,
+                                                    **roi_params},
+                                 pyramid_roi_param=pyramid)
+
+    n.roi_pool = roi_feature(n.rois, spec["pooled"])
     _box_head(n, L, n.roi_pool, num_classes, train, spec["fc"])
+    if masks:
+        _mask_branch(n, L, roi_feature, num_classes, train)
     proto = n.to_proto()
-    proto.name = "small_fpn_faster_rcnn_pyramidroialign"
+    proto.name = f"small_fpn_{'mask' if masks else 'faster'}_rcnn_pyramidroialign"
     return proto
 
 
 def small_model(variant: str, num_classes: int, train: bool):
-    """The NetParameter of a variant of VARIANTS or MULTISCALE_VARIANTS."""
+    """The NetParameter of a variant of VARIANTS, MULTISCALE_VARIANTS or MASK_VARIANTS."""
     roi_type, extra = ALL_VARIANTS[variant]
+    masks = variant in MASK_VARIANTS
     if roi_type == "PyramidROIAlign":
-        return small_fpn_faster_rcnn(num_classes, extra, train)
+        return small_fpn_faster_rcnn(num_classes, extra, train, masks=masks)
     return small_faster_rcnn(num_classes, roi_type, extra, train,
-                             SMALL_MS if variant in MULTISCALE_VARIANTS else SMALL)
+                             SMALL_MS if variant in MULTISCALE_VARIANTS else SMALL, masks)
 
 
 def _write_if_changed(path: Path, text: str) -> Path:

@@ -72,25 +72,41 @@ def train(config: AttrDict, spec: TrainSpec) -> Path:
     return trainer.train(spec.iters, spec.display, spec.snapshot_iters)
 
 
+@dataclass
+class Detections:
+    """A test net's output over a dataset: boxes[c][i], (K, 5) [x1, y1, x2, y2, score] of
+    class c in image i (image coordinates); for a Mask R-CNN masks[c][i], the K detections'
+    masks as COCO RLE (None for a net without masks); mean seconds per image."""
+
+    boxes: list[list[np.ndarray]]
+    masks: list[list[list[dict[str, Any]]]] | None
+    seconds_per_image: float
+
+
 def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: AttrDict,
-                   means: np.ndarray,
-                   log_every: int = 50) -> tuple[list[list[np.ndarray]], float]:
-    """all_dets[c][i] over the roidb's images, read as the dataset reader sees them (EXIF
-    orientation, any colour mode), and the mean seconds per image."""
+                   means: np.ndarray, log_every: int = 50) -> Detections:
+    """Detections (and, for a net with a mask branch, their masks) over the roidb's images,
+    read as the dataset reader sees them (EXIF orientation, any colour mode)."""
     from rcnn.datasets.images import read_image_bgr
-    from rcnn.inference import detections_per_class, im_detect
+    from rcnn.inference import detections_per_class, im_detect, im_segment, mask_branch_start
+    from rcnn.masks.rle import encode_rle
     from rcnn.progress import Progress
 
-    all_dets: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    boxes: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    masks = [[] for _ in range(num_classes)] if mask_branch_start(net) is not None else None
     progress = Progress(len(roidb))
     t0 = time.monotonic()
     for i, e in enumerate(roidb):
         im = read_image_bgr(e["image"], (e["width"], e["height"]))
-        for c, d in enumerate(detections_per_class(*im_detect(net, im, test, means), test)):
-            all_dets[c].append(d)
+        dets = detections_per_class(*im_detect(net, im, test, means), test)
+        for c, d in enumerate(dets):
+            boxes[c].append(d)
+        if masks is not None:
+            for c, ms in enumerate(im_segment(net, dets, im.shape[0], im.shape[1])):
+                masks[c].append([encode_rle(m) for m in ms])
         if (i + 1) % log_every == 0 or i + 1 == len(roidb):
             log.info("im_detect %s", progress.line(i + 1))
-    return all_dets, (time.monotonic() - t0) / max(len(roidb), 1)
+    return Detections(boxes, masks, (time.monotonic() - t0) / max(len(roidb), 1))
 
 
 def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | Path,
@@ -116,8 +132,8 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
     activate(config)
     test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
     log.info("testing %s on %d images of %s (%s)", weights, len(roidb), imdb.name, device)
-    all_dets, sec = detect_dataset(test_net, roidb, imdb.num_classes, config.TEST,
-                                   pixel_means(config))
+    found = detect_dataset(test_net, roidb, imdb.num_classes, config.TEST, pixel_means(config))
+    all_dets, sec = found.boxes, found.seconds_per_image
     metrics = evaluate(all_dets, roidb, imdb.classes)
     m = metrics["mean"]
     log.info("AP %.3f | AP50 %.3f | AP75 %.3f | VOC07 AP50 %.3f | APs %.3f | APm %.3f | "
@@ -137,11 +153,44 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
                  c["ap"], c["ap50"], c["ap75"], c["aps"], c["apm"], c["apl"])
         result.update(evaluation="cocoeval", mean=c, cocoeval_per_class=coco["per_class"],
                       ours_mean=metrics["mean"])
+    if found.masks is not None:
+        result["mask"] = evaluate_masks(imdb, roidb, found)
     if with_detections:
         result["detections"] = {
             e["index"]: [[imdb.classes[c], *map(float, d)] for c in range(1, imdb.num_classes)
                          for d in all_dets[c][i]] for i, e in enumerate(roidb)}
+        if found.masks is not None:
+            result["masks"] = {e["index"]: [m for c in range(1, imdb.num_classes)
+                                            for m in found.masks[c][i]]
+                               for i, e in enumerate(roidb)}
     return result
+
+
+def evaluate_masks(imdb, roidb: list[dict[str, Any]], found: Detections) -> dict[str, Any]:
+    """pycocotools' COCOeval segm of found.masks against the dataset's instance masks: its
+    12 summary figures ("mean") and per-class AP. COCO data is scored against its own JSON;
+    other data (VOC instance PNGs, the synthetic set) against its ground truth converted to
+    COCO in memory (rcnn.datasets.coco.coco_ground_truth)."""
+    from pycocotools.coco import COCO
+
+    from rcnn.datasets.coco import COCODataset, coco_ground_truth, quietly
+    from rcnn.evaluation import cocoeval
+    from rcnn.masks.evaluation import segm_results
+
+    if isinstance(imdb, COCODataset):
+        coco, ids, category_ids = imdb.coco, [e["id"] for e in roidb], imdb.category_ids
+    else:
+        coco = COCO()
+        coco.dataset = coco_ground_truth(roidb, imdb.classes)
+        quietly(coco.createIndex)
+        ids = [img["id"] for img in coco.dataset["images"]]
+        category_ids = list(range(1, imdb.num_classes))
+    results = segm_results(found.boxes, found.masks, ids, category_ids)
+    segm = cocoeval(coco, results, ids, imdb.classes, category_ids, iou_type="segm")
+    m = segm["mean"]
+    log.info("mask AP %.3f | AP50 %.3f | AP75 %.3f | APs %.3f | APm %.3f | APl %.3f",
+             m["ap"], m["ap50"], m["ap75"], m["aps"], m["apm"], m["apl"])
+    return segm
 
 
 def write_json(data: Any, path: Path) -> Path:
@@ -197,29 +246,34 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
                        classes: Sequence[str] | None, thresh: float, out: Path,
                        gpu: int | None = None) -> Path:
     """One PNG, a grid of the images with the detections scoring at least thresh drawn in
-    colour (and ground truth boxes, where given, in white)."""
+    colour (and ground truth boxes, where given, in white); a Mask R-CNN's detections with
+    their masks (a translucent fill and an outline)."""
     import caffe
 
     from rcnn.datasets.images import read_image_bgr
-    from rcnn.inference import detections_per_class, im_detect
+    from rcnn.inference import detections_per_class, im_detect, im_segment, mask_branch_start
     from rcnn.plots import draw_detections, grid
     from rcnn.runtime import set_device
 
     set_device(gpu)
     activate(config)
     test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
+    with_masks = mask_branch_start(test_net) is not None
     means = pixel_means(config)
     pictures = []
     for path, gt in images:
-        scores, boxes = im_detect(test_net, read_image_bgr(path), config.TEST, means)
+        im = read_image_bgr(path)
+        scores, boxes = im_detect(test_net, im, config.TEST, means)
         dets = detections_per_class(scores, boxes, config.TEST)
         names = classes or [f"class{c}" for c in range(len(dets))]
         # (boxes decoded narrower than a pixel, x2 < x1, as a barely trained net's can be,
         # are left out: nothing to draw)
-        shown = [(names[c], d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])])
-                 for c, d in enumerate(dets) if c > 0]
+        dets = [d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])]
+                for d in dets]
+        masks = im_segment(test_net, dets, *im.shape[:2])[1:] if with_masks else None
+        shown = [(names[c], d) for c, d in enumerate(dets) if c > 0]
         log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), thresh)
-        pictures.append(draw_detections(path, shown, gt))
+        pictures.append(draw_detections(path, shown, gt, masks=masks))
     out.parent.mkdir(parents=True, exist_ok=True)
     grid(pictures).save(out)
     log.info("wrote %s", out)

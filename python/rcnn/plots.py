@@ -6,18 +6,37 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128)]
 
 
+def overlay_mask(im: Image.Image, mask: np.ndarray, colour: tuple[int, int, int],
+                 alpha: float = 0.45) -> Image.Image:
+    """`im` with a binary mask (H, W of im, or smaller by an integer factor: enlarged with
+    nearest neighbours) filled translucently in colour, and its outline drawn opaque."""
+    m = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255)
+    if m.size != im.size:
+        m = m.resize(im.size, Image.NEAREST)
+    fill = Image.new("RGB", im.size, colour)
+    im = Image.composite(Image.blend(im, fill, alpha), im, m)
+    outline = Image.fromarray(np.asarray(m) & ~np.asarray(m.filter(ImageFilter.MinFilter(3))))
+    return Image.composite(fill, im, outline)
+
+
 def draw_detections(image_path: str, dets: Sequence[tuple[str, np.ndarray]],
-                    gt: np.ndarray | None = None, scale: int = 2) -> Image.Image:
+                    gt: np.ndarray | None = None, scale: int = 2,
+                    masks: Sequence[Sequence[np.ndarray]] | None = None) -> Image.Image:
     """The image enlarged `scale` times, ground truth in thin white, detections (class, (K, 5))
-    as coloured boxes labelled with class and score."""
+    as coloured boxes labelled with class and score; with masks (masks[k][j]: the j-th
+    detection of dets[k], an image-sized 0 / 1 array), each instance's mask as a translucent
+    fill with an outline in its box's colour."""
     im = Image.open(image_path).convert("RGB")
     im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    for k, class_masks in enumerate(masks or []):
+        for m in class_masks:
+            im = overlay_mask(im, m, PALETTE[k % len(PALETTE)])
     draw = ImageDraw.Draw(im)
     if gt is not None:
         for b in gt:

@@ -12,7 +12,9 @@ from rcnn.minibatch import get_minibatch
 
 
 class RoIDataLayer(caffe.Layer):
-    """Tops: data, im_info, gt_boxes. Call set_roidb() before the first forward."""
+    """Tops: data, im_info, gt_boxes, and for a Mask R-CNN gt_masks (a fourth top: the
+    objects' masks at the original image size, rcnn.minibatch.gt_mask_blob). Call
+    set_roidb() before the first forward."""
 
     def setup(self, bottom, top):
         params = parse_param_str(self.param_str, "RoIDataLayer")
@@ -22,9 +24,10 @@ class RoIDataLayer(caffe.Layer):
         if not self._train.HAS_RPN:
             raise ValueError("RoIDataLayer: only end-to-end (TRAIN.HAS_RPN) minibatches are "
                              "supported")
-        self._names = ["data", "im_info", "gt_boxes"]
-        if len(top) != len(self._names):
-            raise ValueError(f"RoIDataLayer: expects tops {self._names}, got {len(top)}")
+        self._names = ["data", "im_info", "gt_boxes", "gt_masks"][:len(top)]
+        if len(top) not in (3, 4):
+            raise ValueError(f"RoIDataLayer: expects tops data, im_info, gt_boxes (and "
+                             f"gt_masks), got {len(top)}")
         self._roidb: list[dict[str, Any]] = []
         self._rng = np.random.default_rng(cfg.RNG_SEED)
         self._perm = np.zeros(0, dtype=np.int64)
@@ -33,10 +36,18 @@ class RoIDataLayer(caffe.Layer):
                        self._train.MAX_SIZE)
         top[1].reshape(1, 3)
         top[2].reshape(1, 5)
+        if len(top) == 4:
+            top[3].reshape(1, max(self._train.SCALES), self._train.MAX_SIZE)
 
     def set_roidb(self, roidb: list[dict[str, Any]]) -> None:
         if not roidb:
             raise ValueError("RoIDataLayer: the roidb is empty")
+        if "gt_masks" in self._names:
+            from rcnn.datasets.masks import has_masks
+
+            if not any(has_masks(e) for e in roidb):
+                raise ValueError("RoIDataLayer: the net trains masks (top gt_masks) but the "
+                                 "dataset has no instance masks")
         self._roidb = roidb
         self._shuffle()
 
@@ -63,7 +74,7 @@ class RoIDataLayer(caffe.Layer):
         ids = self._perm[self._cur:self._cur + per_batch]
         self._cur += per_batch
         blobs = get_minibatch([self._roidb[i] for i in ids], self._rng, self._train,
-                              self._pixel_means)
+                              self._pixel_means, with_masks="gt_masks" in self._names)
         for i, name in enumerate(self._names):
             top[i].reshape(*blobs[name].shape)
             top[i].data[...] = blobs[name]
