@@ -8,6 +8,8 @@
 #   make bench-roi    RoI layer speed against onnxruntime (table + output/bench/roi_speed.json)
 #   make bench-detect ROIPooling vs ROIAlign detection accuracy, 3 seeds (output/bench/detect/);
 #                     BENCH_ARGS="--dataset multiscale": single-level ROIAlign vs FPN
+#   make bench-mask   Mask R-CNN: ROIAlign vs ROIPooling vs FPN, and box-only, 3 seeds
+#                     (output/bench/mask/)
 #   make clean        remove the build trees (keeps the fetched source and .venv)
 #   make distclean    remove build/ and .venv entirely
 #
@@ -46,7 +48,7 @@ BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer 
 TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
 
 .PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint \
-	demo models bench-roi bench-detect
+	demo models bench-roi bench-detect bench-mask
 
 all: caffe env
 
@@ -104,6 +106,9 @@ bench-roi: all
 
 bench-detect: all
 	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.bench.detect $(BENCH_ARGS)
+
+bench-mask: all
+	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.bench.mask $(BENCH_ARGS)
 
 # Regenerate the small model's prototxts (models/small/<variant>/) from rcnn/models.py.
 models: all

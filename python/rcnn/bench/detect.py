@@ -40,9 +40,10 @@ DATASETS = {"default": ("data/synthetic", "SMALL_CONFIG", VARIANTS, "output/benc
 
 def run(variant: str, seed: int, iters: int, data: str, out: Path,
         nets: dict[str, dict[str, Path]], base_config: dict) -> dict:
-    """One variant trained with one seed and evaluated: its mean AP figures, training
-    seconds per iteration and test seconds per image (kept in the run's timing.json, since
-    a run found finished is not timed again)."""
+    """One variant trained with one seed and evaluated: its mean AP figures (a Mask R-CNN's
+    mask figures too, as mask_ap, mask_ap50, ...), training seconds per iteration and test
+    seconds per image (kept in the run's timing.json, since a run found finished is not
+    timed again)."""
     from rcnn.config import load
     from rcnn.pipeline import TrainSpec, train_and_evaluate
 
@@ -59,19 +60,21 @@ def run(variant: str, seed: int, iters: int, data: str, out: Path,
         timing.write_text(json.dumps({
             "train_seconds_per_iter": result.seconds["train"] / iters,
             "test_seconds_per_image": result.results["seconds_per_image"]}))
-    return {**result.results["mean"],
+    mask = {f"mask_{k}": v for k, v in result.results.get("mask", {}).get("mean", {}).items()}
+    return {**result.results["mean"], **mask,
             **(json.loads(timing.read_text()) if timing.is_file() else {})}
 
 
-def summarise(runs: list[dict]) -> dict:
+def summarise(runs: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
     """mean and std over seeds of each metric and timing the runs have."""
-    keys = [*METRICS, "train_seconds_per_iter", "test_seconds_per_image"]
+    keys = [*metrics, "train_seconds_per_iter", "test_seconds_per_image"]
     return {"runs": runs, **{k: {"mean": float(np.mean([r[k] for r in runs])),
                                  "std": float(np.std([r[k] for r in runs]))}
                              for k in keys if all(k in r for r in runs)}}
 
 
-def bar_chart(summary: dict, out: Path, title: str) -> None:
+def bar_chart(summary: dict, out: Path, title: str, metrics: tuple[str, ...] = METRICS,
+              names: dict[str, str] = METRIC_NAMES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +82,7 @@ def bar_chart(summary: dict, out: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     width = 0.8 / len(summary)
-    metrics = [m for m in METRICS if all(m in s for s in summary.values())]
+    metrics = [m for m in metrics if all(m in s for s in summary.values())]
     x = np.arange(len(metrics))
     for i, (variant, s) in enumerate(summary.items()):
         means = [s[m]["mean"] for m in metrics]
@@ -87,7 +90,7 @@ def bar_chart(summary: dict, out: Path, title: str) -> None:
         bars = ax.bar(x + (i - (len(summary) - 1) / 2) * width, means, width, yerr=stds,
                       capsize=3, label=LABELS.get(variant, variant))
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(x, [METRIC_NAMES[m] for m in metrics])
+    ax.set_xticks(x, [names[m] for m in metrics])
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"mean +- std over {len(next(iter(summary.values()))['runs'])} seeds")
     ax.set_title(title)

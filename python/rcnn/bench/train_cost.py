@@ -3,12 +3,12 @@ layer and Python layers included) of several variants at the same input size, ti
 alternation so that both see the same machine load.
 
     python -m rcnn.bench.train_cost [--variants roialign_ms fpn_roialign] [--iters 40]
-        [--warmup 5] [--rounds 4] [--out output/bench/train_cost.json]
+        [--warmup 5] [--rounds 4] [--dataset multiscale] [--out output/bench/train_cost.json]
 
 Each variant's solver runs `warmup` untimed iterations, then `rounds` x `iters` timed ones,
-the variants taking turns round by round on the same images (the multi-scale set, its
-config). Prints and writes the median seconds per iteration and the ratio to the first
-variant.
+the variants taking turns round by round on the same images (the multi-scale set and its
+config, or with --dataset default the synthetic set and the small config). Prints and
+writes the median seconds per iteration and the ratio to the first variant.
 """
 from __future__ import annotations
 
@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="train_cost", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=["roialign_ms", "fpn_roialign"])
-    ap.add_argument("--data", default="data/synthetic_multiscale")
+    ap.add_argument("--dataset", default="multiscale", choices=["default", "multiscale"],
+                    help="the synthetic preset, with its config (default: SMALL_CONFIG)")
+    ap.add_argument("--data", default=None,
+                    help="default: data/synthetic_multiscale or data/synthetic")
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=4)
@@ -75,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from rcnn.config import load
     from rcnn.datasets.synthetic import generate, preset
-    from rcnn.models import MULTISCALE_CONFIG
+    from rcnn.models import MULTISCALE_CONFIG, SMALL_CONFIG
     from rcnn.tools.common import setup_tool
 
     setup_tool()
-    generate(args.data, 800, 200, preset("multiscale"))
-    config = load(MULTISCALE_CONFIG)
+    multiscale = args.dataset == "multiscale"
+    args.data = args.data or ("data/synthetic_multiscale" if multiscale else "data/synthetic")
+    generate(args.data, 800, 200, preset(args.dataset))
+    config = load(MULTISCALE_CONFIG if multiscale else SMALL_CONFIG)
     with tempfile.TemporaryDirectory() as tmp:
         times = time_variants(solvers(args.variants, args.data, config, Path(tmp)),
                               args.iters, args.warmup, args.rounds)

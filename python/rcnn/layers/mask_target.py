@@ -33,7 +33,7 @@ class MaskTargetLayer(caffe.Layer):
         top[1].reshape(1, self._num_classes, self._size, self._size)
 
     def forward(self, bottom, top):
-        rois, labels, gt_boxes, gt_masks, im_info = (b.data for b in bottom)
+        rois, labels, gt_boxes, gt_masks, im_info = (bottom[i].data for i in range(5))
         mask_rois, targets = foreground_mask_targets(
             rois.reshape(-1, 5), labels.ravel(), gt_boxes.reshape(-1, 5),
             gt_masks.reshape(-1, *gt_masks.shape[-2:]), float(im_info[0, 2]),
