@@ -5,6 +5,12 @@ COCO-format datasets, pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl and t
 Detections: per class, a list over images of (K, 5) arrays [x1, y1, x2, y2, score].
 Ground truth: the roidb (boxes, gt_classes, difficult); difficult objects neither count as
 positives nor make a detection false.
+
+Every mean is over the classes present in the test set, those with at least one
+non-difficult object, as COCOeval leaves out the categories without ground truth: a class
+absent from the test set has "num_gt": 0, "absent": true and -1 for each of its AP figures
+(undefined, COCOeval's -1), whatever its detections, and counts in no mean. A mean with no
+class to average over is -1.
 """
 from __future__ import annotations
 
@@ -105,13 +111,27 @@ def pr_curve(scores: np.ndarray, tp: np.ndarray, counted: np.ndarray, npos: int)
     return recall, precision
 
 
+AP_KEYS = ("ap", "ap50", "ap75", "voc07_ap50", "voc_ap50", "aps", "apm", "apl")
+
+
+def mean_over_present(values: Sequence[float]) -> float:
+    """The mean of the defined values (>= 0; -1 marks an undefined one), -1 if none is."""
+    defined = [v for v in values if v >= 0]
+    return float(np.mean(defined)) if defined else -1.0
+
+
 def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str, Any]],
              classes: Sequence[str]) -> dict[str, Any]:
     """all_dets[c][i]: detections of class c (1..C-1) in image i. Returns per-class and mean
     VOC07 AP50, VOC AP50 (area), COCO AP, AP50, AP75, and AP[.5:.95] by object size: aps,
     apm, apl for COCO's small (area < 32^2), medium (up to 96^2) and large objects (-1 where
-    no object has that size; the mean is over the classes that have one)."""
-    per_class: dict[str, dict[str, float]] = {}
+    no object has that size).
+
+    "per_class"[name] also holds num_gt (non-difficult objects), num_gt_s / _m / _l and
+    absent (num_gt == 0: every AP figure of the class is -1). Each "mean" figure is over the
+    classes where it is defined: the classes present in the test set (aps / apm / apl: those
+    with an object of that size), -1 if there is none; "absent_classes" lists the others."""
+    per_class: dict[str, dict[str, Any]] = {}
     for c in range(1, len(classes)):
         gts = [e["boxes"][e["gt_classes"] == c] for e in roidb]
         diffs = [e.get("difficult", np.zeros(len(e["gt_classes"]), bool))[e["gt_classes"] == c]
@@ -131,6 +151,9 @@ def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str,
                 res["ap75"] = ap
         res["ap"] = float(np.mean(coco))
         res["num_gt"] = int(sum((~d).sum() for d in diffs))
+        res["absent"] = res["num_gt"] == 0
+        if res["absent"]:   # no positive: AP undefined, whatever the detections
+            res.update(dict.fromkeys(("ap", "ap50", "ap75", "voc07_ap50", "voc_ap50"), -1.0))
         for size, area_range in AREA_RANGES.items():
             npos, aps = 0, []
             for iou in COCO_IOUS:
@@ -140,12 +163,9 @@ def evaluate(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[str,
             res[f"ap{size}"] = float(np.mean(aps)) if npos else -1.0
             res[f"num_gt_{size}"] = npos
         per_class[classes[c]] = res
-    keys = ("ap", "ap50", "ap75", "voc07_ap50", "voc_ap50")
-    mean = {k: float(np.mean([r[k] for r in per_class.values()])) for k in keys}
-    for size in AREA_RANGES:
-        defined = [r[f"ap{size}"] for r in per_class.values() if r[f"ap{size}"] >= 0]
-        mean[f"ap{size}"] = float(np.mean(defined)) if defined else -1.0
-    return {"mean": mean, "per_class": per_class}
+    mean = {k: mean_over_present([r[k] for r in per_class.values()]) for k in AP_KEYS}
+    return {"mean": mean, "per_class": per_class,
+            "absent_classes": [name for name, r in per_class.items() if r["absent"]]}
 
 
 COCOEVAL_STATS = ("ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10", "ar100", "ars",
@@ -165,20 +185,41 @@ def coco_results(all_dets: Sequence[Sequence[np.ndarray]], roidb: Sequence[dict[
     return out
 
 
+# COCOeval's area ranges of APs / APm / APl (and ARs / ARm / ARl), from its Params.
+COCOEVAL_AREAS = {"s": (0.0, 32.0 ** 2), "m": (32.0 ** 2, 96.0 ** 2), "l": (96.0 ** 2, 1e10)}
+
+
+def _cocoeval_without_results(coco_gt, image_ids: Sequence[int], classes: Sequence[str],
+                              category_ids: Sequence[int]) -> dict[str, Any]:
+    """What COCOeval would say of no detections at all (its loadRes refuses an empty list):
+    0 where there is ground truth to find, -1 where there is none."""
+    anns = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=list(image_ids),
+                                              catIds=list(category_ids), iscrowd=False))
+    present = {a["category_id"] for a in anns}
+    mean = dict.fromkeys(COCOEVAL_STATS, 0.0 if anns else -1.0)
+    for size, (lo, hi) in COCOEVAL_AREAS.items():
+        found = any(lo <= a["area"] <= hi for a in anns)
+        mean[f"ap{size}"] = mean[f"ar{size}"] = 0.0 if found else -1.0
+    return {"mean": mean, "per_class": {name: 0.0 if cid in present else -1.0
+                                        for name, cid in zip(classes[1:], category_ids,
+                                                             strict=True)}}
+
+
 def cocoeval(coco_gt, results: list[dict[str, Any]], image_ids: Sequence[int],
-             classes: Sequence[str], category_ids: Sequence[int]) -> dict[str, Any]:
-    """pycocotools' COCOeval of `results` on image_ids of coco_gt (a pycocotools COCO): the
-    12 summary figures (-1 where undefined) and the AP of each class; its summary table is
-    logged."""
+             classes: Sequence[str], category_ids: Sequence[int],
+             iou_type: str = "bbox") -> dict[str, Any]:
+    """pycocotools' COCOeval (iou_type "bbox" or "segm") of `results` on image_ids of coco_gt
+    (a pycocotools COCO): the 12 summary figures and the AP of each class, -1 where undefined
+    (a category without ground truth in these images is in no mean, COCOeval's rule); its
+    summary table is logged."""
     from pycocotools.cocoeval import COCOeval
 
     from rcnn.datasets.coco import quietly
 
     if not results:
-        return {"mean": dict.fromkeys(COCOEVAL_STATS, 0.0),
-                "per_class": {name: 0.0 for name in classes[1:]}}
+        return _cocoeval_without_results(coco_gt, image_ids, classes, category_ids)
     dt = quietly(coco_gt.loadRes, results)
-    ev = COCOeval(coco_gt, dt, "bbox")
+    ev = COCOeval(coco_gt, dt, iou_type)
     ev.params.imgIds = list(image_ids)
     ev.params.catIds = list(category_ids)
     quietly(ev.evaluate)
