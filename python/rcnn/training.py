@@ -1,5 +1,8 @@
 """The training loop around a pycaffe solver: roidb feeding, loss log, progress, snapshots
-(bbox_pred un-normalised), exact resume, and a clean stop on Ctrl-C or a non-finite loss.
+(bbox_pred un-normalised), exact resume, and a clean stop on Ctrl-C or on non-finite
+numbers: a NaN or infinite loss, NaN or inf reaching a Python layer (rcnn.layers.finite's
+NonFiniteInput, raised inside solver.step) or non-finite weights at a checkpoint all save the
+last good weights and stop with exit status 3.
 
 Snapshots are atomic: every file is written under a temporary name (Caffe's own solver files
 in <out>/state/.partial/) and renamed into place, the .solverstate last, so a crash or
@@ -18,11 +21,12 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from rcnn.config import AttrDict
+from rcnn.layers.finite import NonFiniteInput
 from rcnn.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -283,9 +287,19 @@ class Trainer:
     def solver_prefix(self) -> str:
         return str(state_prefix(self.out, self.prefix))
 
-    def _keep_good(self) -> None:
+    def non_finite_params(self) -> list[str]:
+        """Names of the layers whose weights hold NaN or inf."""
+        return [k for k, v in self.net.params.items()
+                if not all(np.isfinite(p.data).all() for p in v)]
+
+    def _keep_good(self) -> bool:
+        """Copies the weights as the last good ones, if they are all finite; False (the
+        previous copy kept) otherwise."""
+        if self.non_finite_params():
+            return False
         self._good = (self.solver.iter, {k: [p.data.copy() for p in v]
                                          for k, v in self.net.params.items()})
+        return True
 
     def _restore_good(self) -> int:
         it, params = self._good
@@ -303,7 +317,10 @@ class Trainer:
             log.info("already at iteration %d of %d", start, max_iters)
             return self.save_weights(start)
         progress = Progress(max_iters, start)
-        self._keep_good()
+        if not self._keep_good():
+            raise ValueError(f"the weights at iteration {start} (from --weights or --resume) "
+                             "hold NaN or inf, in layers "
+                             f"{', '.join(self.non_finite_params())}")
         smoothed: dict[str, float] = {}
         with open(self.loss_log, "a") as flog, _ctrl_c_after_step() as stop:
             try:
@@ -311,7 +328,10 @@ class Trainer:
                     if stop[0]:
                         raise KeyboardInterrupt
                     caffe.set_random_seed(caffe_step_seed(self.seed, self.solver.iter))
-                    self.solver.step(1)
+                    try:
+                        self.solver.step(1)
+                    except NonFiniteInput as e:
+                        self._stop_on_non_finite_input(self.solver.iter + 1, e)
                     it = self.solver.iter
                     losses = {k: float(self.net.blobs[k].data.ravel()[0])
                               for k in self.loss_names}
@@ -321,14 +341,18 @@ class Trainer:
                     flog.write(json.dumps({"iter": it, **losses}) + "\n")
                     for k, v in losses.items():
                         smoothed[k] = v if k not in smoothed else 0.9 * smoothed[k] + 0.1 * v
-                    if it % display == 0 or it == max_iters:
+                    snapshot_now = bool(snapshot_iters) and it % snapshot_iters == 0
+                    if snapshot_now or it % display == 0 or it == max_iters:
                         flog.flush()
-                        self._keep_good()
+                        if not self._keep_good():
+                            self._stop_non_finite(f"non-finite weights after iteration {it} "
+                                                  f"(layers {', '.join(self.non_finite_params())})")
+                    if it % display == 0 or it == max_iters:
                         parts = " + ".join(f"{k.replace('_loss', '').replace('loss_', '')} {v:.3f}"
                                            for k, v in smoothed.items())
                         log.info("iter %s | loss %.3f = %s", progress.line(it),
                                  sum(smoothed.values()), parts)
-                    if snapshot_iters and it % snapshot_iters == 0 and it < max_iters:
+                    if snapshot_now and it < max_iters:
                         self.snapshot()
             except KeyboardInterrupt:
                 path = self.snapshot()
@@ -338,10 +362,21 @@ class Trainer:
                     130) from None
         return self.snapshot()
 
-    def _stop_on_bad_loss(self, it: int, bad: list[str], losses: dict[str, float]) -> None:
+    def _stop_non_finite(self, what: str) -> NoReturn:
+        """The stop on non-finite numbers: the last good weights restored and saved,
+        TrainingStopped with exit status 3."""
         good_it = self._restore_good()
         path = self.save_weights(good_it)
         raise TrainingStopped(
-            f"non-finite loss at iteration {it} ({', '.join(f'{k}={losses[k]}' for k in bad)});"
-            f" saved the last good weights (iteration {good_it}) to {path}. Lower the learning "
-            "rate or check the data.", 3)
+            f"{what}; saved the last good weights (iteration {good_it}) to {path}. Lower the "
+            "learning rate or check the data.", 3)
+
+    def _stop_on_bad_loss(self, it: int, bad: list[str], losses: dict[str, float]) -> NoReturn:
+        self._stop_non_finite(f"non-finite loss at iteration {it} "
+                              f"({', '.join(f'{k}={losses[k]}' for k in bad)})")
+
+    def _stop_on_non_finite_input(self, it: int, error: NonFiniteInput) -> NoReturn:
+        names = [n for n, layer in zip(self.net._layer_names, self.net.layers, strict=True)
+                 if type(layer).__name__ == error.layer]
+        where = f"layer {', '.join(repr(n) for n in names)} " if names else ""
+        self._stop_non_finite(f"non-finite input at iteration {it} in {where}({error})")

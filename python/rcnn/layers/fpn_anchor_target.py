@@ -5,6 +5,7 @@ import caffe
 import numpy as np
 
 from rcnn.config import cfg
+from rcnn.layers.finite import check_finite
 from rcnn.layers.params import parse_param_str
 from rcnn.layers.pyramid_params import pyramid_anchor_params
 from rcnn.rpn.pyramid import pyramid_anchor_targets
@@ -16,7 +17,9 @@ class FPNAnchorTargetLayer(caffe.Layer):
     """Bottoms: one RPN output per level, finest first (for its H x W: any (1, C, H, W)
     blob), gt_boxes, im_info. Tops: rpn_labels (1, sum A H W), rpn_bbox_targets,
     rpn_bbox_inside_weights, rpn_bbox_outside_weights (1, sum 4 A H W); each level flattened
-    in the memory order of its (A, H, W) or (4A, H, W) blob, levels concatenated."""
+    in the memory order of its (A, H, W) or (4A, H, W) blob, levels concatenated. NaN or inf
+    in gt_boxes or im_info raises rcnn.layers.finite.NonFiniteInput (the level maps give only
+    their shapes)."""
 
     def setup(self, bottom, top):
         params = parse_param_str(self.param_str, NAME)
@@ -41,10 +44,10 @@ class FPNAnchorTargetLayer(caffe.Layer):
 
     def forward(self, bottom, top):
         shapes = self._shapes(bottom)
-        blobs = pyramid_anchor_targets(shapes, self._anchors, self._strides,
-                                       bottom[self._levels].data,
-                                       bottom[self._levels + 1].data[0], self._rng,
-                                       self._train, self._allowed_border)
+        gt_boxes = check_finite(NAME, "gt_boxes", bottom[self._levels].data)
+        im_info = check_finite(NAME, "im_info", bottom[self._levels + 1].data)[0]
+        blobs = pyramid_anchor_targets(shapes, self._anchors, self._strides, gt_boxes,
+                                       im_info, self._rng, self._train, self._allowed_border)
         self._reshape_tops(top, shapes)
         for i, values in enumerate(blobs):
             top[i].data[...] = values[None, :]

@@ -5,6 +5,7 @@ import caffe
 import numpy as np
 
 from rcnn.config import cfg
+from rcnn.layers.finite import check_finite
 from rcnn.layers.params import parse_param_str, phase_key
 from rcnn.rpn.anchors import anchor_params
 from rcnn.rpn.proposals import propose
@@ -29,7 +30,8 @@ def set_proposal_tops(top, boxes: np.ndarray, scores: np.ndarray) -> None:
 
 class ProposalLayer(caffe.Layer):
     """Bottoms: rpn_cls_prob_reshape (1, 2A, H, W), rpn_bbox_pred (1, 4A, H, W), im_info.
-    Tops: rois (R, 5) of [0, x1, y1, x2, y2], and optionally their scores (R, 1)."""
+    Tops: rois (R, 5) of [0, x1, y1, x2, y2], and optionally their scores (R, 1).
+    NaN or inf in any bottom raises rcnn.layers.finite.NonFiniteInput."""
 
     def setup(self, bottom, top):
         params = parse_param_str(self.param_str, "ProposalLayer")
@@ -42,9 +44,11 @@ class ProposalLayer(caffe.Layer):
     def forward(self, bottom, top):
         check_one_image(bottom[0].data, "ProposalLayer")
         a = self._anchors.shape[0]
-        scores = bottom[0].data[0, a:, :, :]
-        boxes, s = propose(scores, bottom[1].data[0], bottom[2].data[0], self._anchors,
-                           self._stride, self._phase_cfg)
+        scores = check_finite("ProposalLayer", "rpn_cls_prob_reshape", bottom[0].data)[0, a:]
+        deltas = check_finite("ProposalLayer", "rpn_bbox_pred", bottom[1].data)[0]
+        im_info = check_finite("ProposalLayer", "im_info", bottom[2].data)[0]
+        boxes, s = propose(scores, deltas, im_info, self._anchors, self._stride,
+                           self._phase_cfg)
         set_proposal_tops(top, boxes, s)
 
     def backward(self, top, propagate_down, bottom):

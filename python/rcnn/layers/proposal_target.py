@@ -5,13 +5,15 @@ import caffe
 import numpy as np
 
 from rcnn.config import cfg
+from rcnn.layers.finite import check_finite
 from rcnn.layers.params import parse_param_str
 from rcnn.roi_sampling import sample_rois
 
 
 class ProposalTargetLayer(caffe.Layer):
     """Bottoms: rpn_rois (R, 5), gt_boxes (G, 5). Tops: rois, labels, bbox_targets,
-    bbox_inside_weights, bbox_outside_weights."""
+    bbox_inside_weights, bbox_outside_weights. NaN or inf in rpn_rois or gt_boxes raises
+    rcnn.layers.finite.NonFiniteInput."""
 
     def setup(self, bottom, top):
         params = parse_param_str(self.param_str, "ProposalTargetLayer")
@@ -26,11 +28,12 @@ class ProposalTargetLayer(caffe.Layer):
             top[i].reshape(1, 4 * self._num_classes)
 
     def forward(self, bottom, top):
-        gt = bottom[1].data
+        rois = check_finite("ProposalTargetLayer", "rpn_rois", bottom[0].data)
+        gt = check_finite("ProposalTargetLayer", "gt_boxes", bottom[1].data)
         if gt.size and (gt[:, 4].max() >= self._num_classes or gt[:, 4].min() < 1):
             raise ValueError(f"ProposalTargetLayer: gt_boxes class labels must be in [1, "
                              f"{self._num_classes}), got {sorted(set(gt[:, 4].tolist()))}")
-        blobs = sample_rois(bottom[0].data, gt, self._num_classes, self._rng, self._train)
+        blobs = sample_rois(rois, gt, self._num_classes, self._rng, self._train)
         # rois (N, 5), labels (N,), targets and weights (N, 4 * num_classes)
         for i in range(min(len(top), len(blobs))):
             top[i].reshape(*blobs[i].shape)

@@ -9,11 +9,16 @@ from pathlib import Path
 
 from rcnn.config import AttrDict, load
 from rcnn.datasets.errors import DatasetError
+from rcnn.layers.finite import NonFiniteInput
 
 log = logging.getLogger("rcnn")
 
 # Errors that are the input's fault: one line, exit status 2 (--debug: the traceback).
 USER_ERRORS = (DatasetError, OSError, ValueError)
+# NaN or inf met by a Python layer of the net (rcnn.layers.finite): one line, exit status 3,
+# the status of training's stop on a non-finite loss. The files were well-formed; the numbers
+# the net computed from them were not (typically weights from a run that diverged).
+NON_FINITE_EXIT = 3
 
 
 def add_config_args(ap: argparse.ArgumentParser) -> None:
@@ -61,9 +66,17 @@ def one_line(error: BaseException) -> str:
 
 def run_tool(body: Callable[[], int], debug: bool) -> int:
     """body()'s exit status; a missing, unreadable or malformed input is logged as one line
-    naming the file and what is wrong, and gives 2 (with debug, it is raised instead)."""
+    naming the file and what is wrong, and gives 2; NaN or inf reaching one of the net's
+    Python layers (NonFiniteInput) is one line naming the layer and the input, and gives 3
+    (with debug, either is raised instead)."""
     try:
         return body()
+    except NonFiniteInput as e:
+        if debug:
+            raise
+        log.error("non-finite numbers in the net (are the weights from a run that diverged?): "
+                  "%s", one_line(e))
+        return NON_FINITE_EXIT
     except USER_ERRORS as e:
         if debug:
             raise

@@ -1,6 +1,9 @@
 """test_net: detect on a VOC-format image set or a COCO-format JSON, evaluate, and write JSON
 results. VOC data: VOC AP (07 11-point and area) and COCO-style AP computed here; COCO data:
-pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl) as "mean", ours beside it.
+pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl) as "mean", ours beside it. Means are
+over the classes with test objects (absent classes: "absent_classes", AP -1). A bad input
+file is one line and exit status 2; NaN or inf met by one of the net's Python layers (weights
+of a diverged run) is one line naming the layer and exit status 3.
 
     python -m rcnn.tools.test_net --net models/small/roialign/test.prototxt \
         --weights output/run/model_iter_4000.caffemodel --data data/synthetic \

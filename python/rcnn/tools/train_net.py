@@ -7,9 +7,10 @@
         --out output/run
 
 Writes <out>/<prefix>_iter_N.caffemodel (bbox_pred un-normalised), <out>/loss_log.jsonl and
-resumable state in <out>/state/. Ctrl-C saves a snapshot and exits 130; a non-finite loss
-saves the last good weights and exits 3. A missing, unreadable or malformed input is one line
-naming the file and exit status 2 (--debug shows the traceback).
+resumable state in <out>/state/. Ctrl-C saves a snapshot and exits 130; a non-finite loss,
+or NaN / inf reaching one of the net's Python layers (a diverging run), saves the last good
+weights and exits 3, naming the iteration (and the layer). A missing, unreadable or malformed
+input is one line naming the file and exit status 2 (--debug shows the traceback).
 """
 from __future__ import annotations
 
