@@ -2,7 +2,11 @@
 relative to the JSON's folder or under an image root; categories mapped to contiguous classes
 1..K in the order of their ids (a category named like '_background_' is skipped); crowd
 (`iscrowd`) and `ignore` boxes flagged, so that training leaves them out and evaluation
-treats them as COCO does. `write_coco` writes any imdb as a COCO JSON."""
+treats them as COCO does. Instance masks: each annotation's `segmentation` (polygons,
+uncompressed or compressed RLE) is kept as it is in the roidb's "segms" (checked, decoded per
+minibatch: rcnn.datasets.masks). `coco_ground_truth` turns any roidb into a COCO dataset in
+memory (with RLE segmentations where there are masks) and `write_coco` writes any imdb as a
+COCO JSON."""
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +21,9 @@ import numpy as np
 
 from rcnn.datasets.classes import is_background
 from rcnn.datasets.errors import DatasetError
-from rcnn.datasets.images import image_size
+from rcnn.datasets.images import check_orientation, image_size
 from rcnn.datasets.imdb import Imdb, Roidb
+from rcnn.datasets.masks import coco_segm, encode_rle, has_masks, instance_masks, rle_area
 from rcnn.datasets.voc import clip_boxes_to_image
 
 log = logging.getLogger(__name__)
@@ -97,6 +102,9 @@ class COCODataset(Imdb):
         self._background_ids = {c["id"] for c in cats} - set(self.category_ids)
         self.image_ids = sorted(self.coco.getImgIds())
         self.image_index = [str(self.coco.imgs[i]["file_name"]) for i in self.image_ids]
+        # a dataset with masks: some annotation has a segmentation
+        self.has_masks = any(ann.get("segmentation") for ann in data["annotations"]
+                             if isinstance(ann, dict))
 
     def image_path_at(self, i: int) -> str:
         return str(self.image_root / self.image_index[i])
@@ -105,9 +113,12 @@ class COCODataset(Imdb):
         info = self.coco.imgs[image_id]
         width, height = int(info.get("width") or 0), int(info.get("height") or 0)
         shown = image_size(path)      # reads the header: an unreadable image fails here
-        if width <= 0 or height <= 0:
+        sized = width > 0 and height > 0
+        if not sized:
             width, height = shown
-        boxes, classes, crowd = [], [], []
+        check_orientation(path, (width, height) if sized else None)
+        where = f"{self.json_path} (image {image_id}, {info['file_name']})"
+        boxes, classes, crowd, segms, ids = [], [], [], [], []
         for ann in self.coco.imgToAnns.get(image_id, []):
             cid = ann["category_id"]
             if cid in self._background_ids:
@@ -121,14 +132,21 @@ class COCODataset(Imdb):
             boxes.append([x, y, x + max(w - 1, 0), y + max(h - 1, 0)])
             classes.append(self._class_of[cid])
             crowd.append(bool(ann.get("iscrowd", 0)) or bool(ann.get("ignore", 0)))
-        where = f"{self.json_path} (image {image_id}, {info['file_name']})"
+            ids.append(ann["id"])
+            if self.has_masks:
+                segms.append(coco_segm(ann.get("segmentation"), height, width,
+                                       f"{where}: annotation {ann['id']}"))
         boxes_a, keep = clip_boxes_to_image(np.asarray(boxes, np.float32).reshape(-1, 4),
                                             width, height, where)
         crowd_a = np.asarray(crowd, dtype=bool).reshape(-1)[keep]
-        return {"boxes": boxes_a[keep], "gt_classes": np.asarray(classes, np.int32)[keep],
-                "difficult": crowd_a.copy(), "crowd": crowd_a, "width": width,
-                "height": height, "image": str(path), "index": str(info["file_name"]),
-                "id": image_id}
+        entry = {"boxes": boxes_a[keep], "gt_classes": np.asarray(classes, np.int32)[keep],
+                 "difficult": crowd_a.copy(), "crowd": crowd_a, "width": width,
+                 "height": height, "image": str(path), "index": str(info["file_name"]),
+                 "id": image_id, "source": where,
+                 "object_ids": np.asarray(ids, dtype=np.int64).reshape(-1)[keep]}
+        if self.has_masks:
+            entry["segms"] = [sg for sg, k in zip(segms, keep, strict=True) if k]
+        return entry
 
     def gt_roidb(self) -> Roidb:
         """Every image with its boxes; crowd boxes are flagged difficult (training leaves them
@@ -141,26 +159,69 @@ class COCODataset(Imdb):
                                    + ("" if self.image_root != self.json_path.parent else
                                       " (use --image-root to say where the images are)"))
             roidb.append(self._entry(image_id, path))
+        if self.has_masks:
+            unmasked = sum(1 for e in roidb for sg in e["segms"] if sg is None)
+            if unmasked:
+                log.info("%s: %d of %d objects have no mask", self.json_path, unmasked,
+                         sum(len(e["segms"]) for e in roidb))
         return roidb
 
 
-def write_coco(imdb: Imdb, path: str | Path) -> Path:
-    """The imdb's images and ground truth as a COCO JSON file, file names relative to its
-    folder; difficult objects become crowd regions."""
-    path = Path(path)
+def coco_ground_truth(roidb: Roidb, classes: tuple[str, ...] | list[str],
+                      area: str = "box") -> dict[str, Any]:
+    """A roidb's ground truth as a COCO dataset dict in memory (pycocotools' COCO.dataset):
+    images with id = entry["id"] where the entry has one, else its roidb index + 1;
+    categories 1..K = classes[1:]; annotations with bbox [x, y, w, h] (from the inclusive
+    boxes: w = x2 - x1 + 1), iscrowd (difficult and crowd objects), area, and, when some
+    entry has masks, "segmentation" as compressed RLE (counts str) of the decoded masks.
+    In a roidb with masks, an object without one gets its box as its segmentation and
+    iscrowd 1: a region COCOeval ignores rather than a miss (COCOeval's segm evaluation
+    needs a segmentation for every annotation). area: "box" (w * h, what our evaluation's
+    size ranges use, the default) or "mask" (the mask's pixels where it has one, COCO's
+    convention)."""
+    if area not in ("box", "mask"):
+        raise ValueError(f"coco_ground_truth: area is {area!r}, not 'box' or 'mask'")
+    with_masks = any(has_masks(e) for e in roidb)
     images, annotations = [], []
-    for image_id, e in enumerate(imdb.gt_roidb(), start=1):
+    for i, e in enumerate(roidb):
+        image_id = int(e["id"]) if "id" in e else i + 1
         images.append({"id": image_id, "width": int(e["width"]), "height": int(e["height"]),
-                       "file_name": os.path.relpath(e["image"], path.parent)})
-        for box, cls, diff in zip(e["boxes"], e["gt_classes"], e["difficult"], strict=True):
-            x1, y1, x2, y2 = (float(v) for v in box)
+                       "file_name": str(e.get("image", e.get("index", image_id)))})
+        masks = instance_masks(e) if with_masks and has_masks(e) else None
+        segms = e.get("segms") or [None] * len(e["boxes"])
+        difficult = e.get("difficult", np.zeros(len(e["boxes"]), bool))
+        for k, (box, cls, diff) in enumerate(zip(e["boxes"], e["gt_classes"], difficult,
+                                                 strict=True)):
+            x1, y1, x2, y2 = (float(v) for v in box[:4])
             w, h = x2 - x1 + 1, y2 - y1 + 1
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": int(cls), "bbox": [x1, y1, w, h],
-                                "area": w * h, "iscrowd": int(diff)})
+            ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": int(cls),
+                   "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": int(bool(diff))}
+            if with_masks:
+                if masks is not None and segms[k] is not None:
+                    rle = encode_rle(masks[k])
+                    if area == "mask":
+                        ann["area"] = float(rle_area(rle))
+                else:      # no mask: its box, a crowd region
+                    box_mask = np.zeros((int(e["height"]), int(e["width"])), np.uint8)
+                    box_mask[int(np.floor(y1)):int(np.ceil(y2)) + 1,
+                             int(np.floor(x1)):int(np.ceil(x2)) + 1] = 1
+                    rle = encode_rle(box_mask)
+                    ann["iscrowd"] = 1
+                ann["segmentation"] = rle
+            annotations.append(ann)
     categories = [{"id": i, "name": name, "supercategory": "object"}
-                  for i, name in enumerate(imdb.classes) if i > 0]
+                  for i, name in enumerate(classes) if i > 0]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def write_coco(imdb: Imdb, path: str | Path) -> Path:
+    """The imdb's images and ground truth as a COCO JSON file (coco_ground_truth's), file
+    names relative to its folder; difficult objects become crowd regions; with instance
+    masks, each annotation has its mask as compressed RLE."""
+    path = Path(path)
+    data = coco_ground_truth(imdb.gt_roidb(), imdb.classes)
+    for image in data["images"]:
+        image["file_name"] = os.path.relpath(image["file_name"], path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": categories}))
+    path.write_text(json.dumps(data))
     return path

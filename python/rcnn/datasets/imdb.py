@@ -1,5 +1,9 @@
 """The imdb/roidb interface: an image database lists images and their ground truth; a roidb
-is one dict per image (image path, size, boxes, classes, difficult flags, flipped)."""
+is one dict per image (image path, size, boxes, classes, difficult flags, flipped, and for
+datasets with instance masks "segms": one lazy mask description per object, see
+rcnn.datasets.masks). The per-object keys (OBJECT_KEYS) stay aligned with the boxes through
+flipped(), without_difficult() and filter_roidb(); segms are not flipped themselves (masks
+are flipped when decoded, by the entry's "flipped" flag)."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +14,28 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 Roidb = list[dict[str, Any]]
+
+# Entry keys with one item per object (aligned with "boxes"): the classes, flags, the mask
+# descriptions and the objects' ids in their annotation file (COCO annotation ids, VOC object
+# numbers).
+OBJECT_KEYS = ("boxes", "gt_classes", "difficult", "crowd", "segms", "object_ids")
+
+
+def select_objects(entry: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """A copy of the entry with only the objects `keep` (a boolean mask or indices) in every
+    per-object key it has."""
+    keep = np.asarray(keep)
+    idx = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64)
+    out = dict(entry)
+    for key in OBJECT_KEYS:
+        value = entry.get(key)
+        if value is None:
+            continue
+        if isinstance(value, np.ndarray):
+            out[key] = value[idx]
+        else:
+            out[key] = [value[i] for i in idx]
+    return out
 
 
 class Imdb:
@@ -36,7 +62,9 @@ class Imdb:
 
 
 def flipped(roidb: Roidb) -> Roidb:
-    """Horizontally flipped copies of every entry (training augmentation)."""
+    """Horizontally flipped copies of every entry (training augmentation). Their "segms" are
+    the originals' (the same descriptions, in the same order): masks are flipped when
+    decoded (rcnn.datasets.masks.instance_masks reads the "flipped" flag)."""
     out = []
     for e in roidb:
         boxes = e["boxes"].copy()
@@ -57,12 +85,9 @@ def filter_roidb(roidb: Roidb) -> Roidb:
 
 
 def without_difficult(roidb: Roidb) -> Roidb:
-    out = []
-    for e in roidb:
-        keep = ~e["difficult"]
-        out.append({**e, "boxes": e["boxes"][keep], "gt_classes": e["gt_classes"][keep],
-                    "difficult": e["difficult"][keep]})
-    return out
+    """The entries without their difficult (and crowd) objects, every per-object key
+    (OBJECT_KEYS) kept aligned."""
+    return [select_objects(e, ~np.asarray(e["difficult"], dtype=bool)) for e in roidb]
 
 
 def train_roidb(imdb: Imdb, use_flipped: bool) -> Roidb:

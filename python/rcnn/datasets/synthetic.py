@@ -1,7 +1,11 @@
 """A seeded synthetic detection dataset written in PASCAL VOC format, and the same ground truth
 as COCO-format JSON files (train.json, test.json beside the VOC folders): small shapes of
 several classes (a few to a few tens of pixels) on textured backgrounds, so that localisation
-precision matters. The "multiscale" preset spreads object sizes over 20x (8 to 160 pixels
+precision matters. Exact instance masks come with it: VOC2012-style SegmentationObject/ and
+SegmentationClass/ palette PNGs (each shape drawn by the same PIL call as in the image, on
+its own 'L' image), and compressed RLE in the JSON files; circles, triangles and crosses fill
+their boxes differently. The images, boxes and random draws are those of the generator
+without masks. The "multiscale" preset spreads object sizes over 20x (8 to 160 pixels
 on 384 x 384 images, log-uniform: about 45 % under COCO's "small" 32 x 32), for feature
 pyramids.
 
@@ -90,8 +94,26 @@ def _draw(draw: ImageDraw.ImageDraw, cls: str, box: tuple[int, int, int, int],
         draw.rectangle((x1, cy - th // 2, x2, cy - th // 2 + th - 1), fill=colour)
 
 
-def make_image(rng: np.random.Generator, spec: SyntheticSpec):
-    """One image (PIL) and its objects [(class, (x1, y1, x2, y2))], boxes inclusive."""
+def voc_palette() -> list[int]:
+    """VOC's colour map (index 255, the void border, is (224, 224, 192)), as a PIL palette."""
+    palette = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= (c & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def make_image(rng: np.random.Generator, spec: SyntheticSpec,
+               masks: list[np.ndarray] | None = None):
+    """One image (PIL) and its objects [(class, (x1, y1, x2, y2))], boxes inclusive. With a
+    list `masks`, each object's mask (H x W uint8 0 / 1) is appended to it, drawn by the same
+    PIL call as the object on a separate 'L' image (no other random draw)."""
     size = spec.image_size
     im = Image.fromarray(_background(rng, size))
     draw = ImageDraw.Draw(im)
@@ -113,6 +135,10 @@ def make_image(rng: np.random.Generator, spec: SyntheticSpec):
         cls = CLASSES[int(rng.integers(len(CLASSES)))]
         _draw(draw, cls, box, _colour(rng))
         objects.append((cls, box))
+        if masks is not None:
+            mask = Image.new("L", (size, size), 0)
+            _draw(ImageDraw.Draw(mask), cls, box, 1)
+            masks.append(np.asarray(mask, dtype=np.uint8))
     return im, objects
 
 
@@ -126,6 +152,21 @@ def _annotation_xml(index: str, size: int, objects) -> str:
             f"<height>{size}</height><depth>3</depth></size>\n{objs}</annotation>\n")
 
 
+def _write_masks(out: Path, index: str, size: int, objects, masks: list[np.ndarray],
+                 palette: list[int]) -> None:
+    """VOC2012-style palette PNGs: SegmentationObject (object k of the XML has value k, later
+    objects over earlier ones, as drawn) and SegmentationClass (class index, 1..K)."""
+    instances = np.zeros((size, size), np.uint8)
+    classes = np.zeros_like(instances)
+    for k, ((cls, _), mask) in enumerate(zip(objects, masks, strict=True), start=1):
+        instances[mask > 0] = k
+        classes[mask > 0] = CLASSES.index(cls) + 1
+    for folder, values in (("SegmentationObject", instances), ("SegmentationClass", classes)):
+        png = Image.fromarray(values)
+        png.putpalette(palette)          # 'L' -> 'P', the values kept as palette indices
+        png.save(out / folder / f"{index}.png")
+
+
 def generate(out: str | Path, num_train: int = 800, num_test: int = 200,
              spec: SyntheticSpec | None = None) -> Path:
     """Writes the dataset (skipped if a complete one with the same settings is there)."""
@@ -133,26 +174,31 @@ def generate(out: str | Path, num_train: int = 800, num_test: int = 200,
     out = Path(out)
     stamp = out / "synthetic.json"
     settings = {"num_train": num_train, "num_test": num_test, "classes": CLASSES,
-                "coco_json": True, **asdict(spec)}
+                "coco_json": True, "instance_masks": True, **asdict(spec)}
     if stamp.is_file() and json.loads(stamp.read_text()).get("settings") == json.loads(
             json.dumps(settings)):
         log.info("synthetic data already in %s", out)
         return out
-    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
+    for sub in ("Annotations", "ImageSets/Main", "ImageSets/Segmentation", "JPEGImages",
+                "SegmentationObject", "SegmentationClass"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
+    palette = voc_palette()
     sizes = []
     for split, count in (("train", num_train), ("test", num_test)):
         names = []
         for i in range(count):
             index = f"{split}_{i:05d}"
-            im, objects = make_image(rng, spec)
+            masks: list[np.ndarray] = []
+            im, objects = make_image(rng, spec, masks)
             im.save(out / "JPEGImages" / f"{index}.jpg", quality=95)
+            _write_masks(out, index, spec.image_size, objects, masks, palette)
             (out / "Annotations" / f"{index}.xml").write_text(
                 _annotation_xml(index, spec.image_size, objects))
             sizes += [float(np.sqrt((b[2] - b[0] + 1) * (b[3] - b[1] + 1))) for _, b in objects]
             names.append(index)
-        (out / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
+        for sets in ("Main", "Segmentation"):
+            (out / "ImageSets" / sets / f"{split}.txt").write_text("\n".join(names) + "\n")
         log.info("%s: %d images", split, count)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     for split in ("train", "test"):
