@@ -125,3 +125,30 @@ def test_our_coco_style_ap_equals_cocoeval(tmp_path):
     for name, ap in theirs["per_class"].items():
         assert ours["per_class"][name]["ap"] == pytest.approx(ap, abs=1e-12)
     assert set(theirs["mean"]) >= {"aps", "apm", "apl", "ar100"}
+
+
+def test_write_coco_writes_masks_only_for_datasets_with_masks(tmp_path):
+    """The synthetic set's JSON has each object's mask as compressed RLE (the PNGs' pixels);
+    a VOC folder without instance PNGs gives the same box-only JSON as before."""
+    from pycocotools import mask as mask_util
+    from rcnn.datasets.coco import write_coco
+    from rcnn.datasets.masks import instance_masks
+
+    root = generate(tmp_path / "s", 1, 2, SyntheticSpec(image_size=64, seed=2))
+    data = json.loads((root / "test.json").read_text())
+    voc = VOCDataset(root, "test").gt_roidb()
+    anns = iter(data["annotations"])
+    for e in voc:
+        for mask in instance_masks(e):
+            a = next(anns)
+            assert isinstance(a["segmentation"]["counts"], str) and a["iscrowd"] == 0
+            np.testing.assert_array_equal(mask_util.decode(a["segmentation"]), mask)
+            assert a["area"] == a["bbox"][2] * a["bbox"][3]      # box area, as before
+    for sub in ("SegmentationObject", "SegmentationClass"):
+        for png in (root / sub).glob("*.png"):
+            png.unlink()
+    plain = json.loads(write_coco(VOCDataset(root, "test"), tmp_path / "plain.json")
+                       .read_text())
+    assert all("segmentation" not in a for a in plain["annotations"])
+    assert plain["annotations"] == [{k: v for k, v in a.items() if k != "segmentation"}
+                                    for a in data["annotations"]]

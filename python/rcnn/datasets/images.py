@@ -151,11 +151,12 @@ def rgb8(im: Image.Image, path: str | Path = "image") -> np.ndarray:
         grey = (values >> 8).astype(np.uint8)
     elif mode == "F":
         values = np.asarray(im, dtype=np.float64)
-        if values.size and not (np.isfinite(values).all() and values.min() >= 0
-                                and values.max() <= 1):
-            raise _refuse(path, f"float pixels (mode F) from {np.nanmin(values):g} to "
-                                f"{np.nanmax(values):g}: only values in [0, 1] are read (as "
-                                "round(255 v))")
+        finite = np.isfinite(values)
+        if values.size and not (finite.all() and values.min() >= 0 and values.max() <= 1):
+            found = (f"from {values[finite].min():g} to {values[finite].max():g}"
+                     if finite.all() else f"with {int((~finite).sum())} NaN or infinite values")
+            raise _refuse(path, f"float pixels (mode F) {found}: only values in [0, 1] are "
+                                "read (as round(255 v))")
         grey = np.rint(values * 255).astype(np.uint8)
     else:
         raise _refuse(path, f"pixel mode {mode} has no conversion to 8-bit colour here")

@@ -251,10 +251,17 @@ def _far_outside(mask: np.ndarray, box: np.ndarray) -> float | None:
     return inside if inside < FAR_INSIDE else None
 
 
+def _identified(entry: dict[str, Any], segm: Any) -> bool:
+    """Whether the instance's name identifies it for the whole process (a PNG and its value,
+    or a reader's source file and annotation id), so a decision about it can be remembered;
+    hand-made entries (no "source" / "object_ids") are checked each time, warned once."""
+    return is_png_ref(segm) or ("source" in entry and entry.get("object_ids") is not None)
+
+
 def _drop(entry: dict[str, Any], i: int, name: str, why: str) -> None:
-    if name not in _dropped:
+    if _identified(entry, entry["segms"][i]):
         _dropped[name] = why
-        log.warning("%s: %s: no mask (box kept)", name, why)
+    _warn_once(f"{name}: {why}", f"{name}: {why}: no mask (box kept)")
     entry["segms"][i] = None
 
 
@@ -283,7 +290,7 @@ def instance_masks(entry: dict[str, Any]) -> np.ndarray:
         if segm is None:
             continue
         name = _name(entry, i)
-        if name in _dropped:
+        if name in _dropped and _identified(entry, segm):
             entry["segms"][i] = None
             continue
         if is_png_ref(segm):
