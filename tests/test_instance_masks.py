@@ -385,29 +385,43 @@ def test_polygon_with_fewer_than_3_points(tmp_path, caplog):
     path = coco_json(tmp_path, [
         ann(1, [5, 4, 21, 17], [[1, 1, 3, 3], TRIANGLE]),       # 2 points: not a bbox!
         ann(2, [5, 4, 21, 17], [[7, 7]]),
-        ann(3, [5, 4, 21, 17], [[1, 2, 3]])])
+        ann(3, [5, 4, 21, 17], [[1, 2, 3]]),
+        # what pycocotools would take minutes over, or choke on
+        ann(4, [5, 4, 21, 17], [TRIANGLE[:4] + [float("nan"), 5]]),
+        ann(5, [5, 4, 21, 17], [TRIANGLE[:4] + [1e12, 5]]),
+        ann(6, [5, 4, 21, 17], [TRIANGLE[:4] + ["a", 5]])])
     with caplog.at_level(logging.WARNING):
         (e,) = open_dataset(path, "x").gt_roidb()
-    assert e["segms"] == [[TRIANGLE], None, None] and len(e["boxes"]) == 3
+    assert e["segms"] == [[TRIANGLE]] + [None] * 5 and len(e["boxes"]) == 6
     where = f"{path} (image 7, a.jpg): annotation"
     assert warnings_naming(caplog, f"{where} 1:", "polygon 1 has 2 points (fewer than 3)",
                            "1 polygon kept")
     assert warnings_naming(caplog, f"{where} 2:", "polygon 1 has 1 point (fewer than 3)",
                            "no polygon left: no mask (box kept)")
     assert warnings_naming(caplog, f"{where} 3:", "odd number of coordinates")
+    assert warnings_naming(caplog, f"{where} 4:", "NaN or infinite coordinates")
+    assert warnings_naming(caplog, f"{where} 5:", "coordinates far outside the image (from 4 "
+                                                  "to 1e+12)")
+    assert warnings_naming(caplog, f"{where} 6:", "polygon 1 is not a list of numbers")
 
 
 def test_rle_of_another_size(tmp_path, caplog):
     small = mask_util.encode(np.asfortranarray(np.ones((10, 10), np.uint8)))
     small["counts"] = small["counts"].decode()
     path = coco_json(tmp_path, [ann(1, [0, 0, 10, 10], small),
-                                ann(2, [0, 0, 10, 10], {"size": [H, W], "counts": [5, 10]})])
+                                ann(2, [0, 0, 10, 10], {"size": [H, W], "counts": [5, 10]}),
+                                ann(3, [0, 0, 10, 10], {"size": [H, W], "counts": [1.5, 1198.5]}),
+                                ann(4, [0, 0, 10, 10], {"size": [W, H], "counts": "abc"})])
     with caplog.at_level(logging.WARNING):
         (e,) = open_dataset(path, "x").gt_roidb()
-    assert e["segms"] == [None, None] and len(e["boxes"]) == 2
+    assert e["segms"] == [None] * 4 and len(e["boxes"]) == 4
     assert warnings_naming(caplog, "annotation 1:", "RLE is 10 x 10 (width x height) but the "
                            "image is 40 x 30: no mask (box kept)")
     assert warnings_naming(caplog, "annotation 2:", "RLE counts add up to 15, not 40 x 30")
+    assert warnings_naming(caplog, "annotation 3:", "RLE counts are not all non-negative "
+                                                    "integers")
+    assert warnings_naming(caplog, "annotation 4:", "RLE is 30 x 40 (width x height) but the "
+                                                    "image is 40 x 30")
 
 
 def test_compressed_rle_that_does_not_cover_the_image(tmp_path, caplog):
@@ -577,3 +591,14 @@ def test_hand_made_entries_are_checked_each_time(caplog):
         assert not instance_masks(far).any() and far["segms"] == [None]
         assert instance_masks(near).any() and near["segms"] == [[TRIANGLE]]
     assert len(warnings_naming(caplog, "object 1", "lie in or near its box")) == 1
+
+
+def test_voc2012_segmentation_image_sets(tmp_path):
+    """Without ImageSets/Main/, --imageset train reads ImageSets/Segmentation/train.txt (VOC2012's
+    list of the images with masks)."""
+    root = voc_folder(tmp_path / "v", VOC_OBJECTS, instance_map())
+    voc_folder(root, VOC_OBJECTS[:1], name="b")
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\n")
+    imdb = VOCDataset(root, "train")
+    assert imdb.image_index == ["a"] and has_masks(imdb.gt_roidb()[0])

@@ -1,5 +1,6 @@
-"""Datasets: the imdb/roidb interface, PASCAL VOC folders, COCO-format JSON files and a
-synthetic generator."""
+"""Datasets: the imdb/roidb interface, PASCAL VOC folders (with VOC2012 / labelme2voc instance
+PNGs), COCO-format JSON files (with polygon / RLE segmentations), instance masks kept lazy
+and decoded per minibatch (`masks`), image reading (`images`) and a synthetic generator."""
 from __future__ import annotations
 
 from pathlib import Path

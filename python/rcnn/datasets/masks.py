@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -98,18 +97,14 @@ def is_png_ref(segm: Any) -> bool:
     return isinstance(segm, dict) and "png" in segm
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
 def coco_segm(segm: Any, height: int, width: int, where: str) -> Any:
     """A COCO annotation's `segmentation` checked against its H x W image: the description to
-    keep in the roidb, or None (no mask: a missing or empty segmentation silently, a bad one
-    with a warning naming `where`)."""
+    keep in the roidb (the JSON's own objects, not copies), or None (no mask: a missing or
+    empty segmentation silently, a bad one with a warning naming `where`)."""
     if segm is None or (isinstance(segm, list | dict) and len(segm) == 0):
         return None
     if isinstance(segm, list):
-        return _polygons(segm, where)
+        return _polygons(segm, height, width, where)
     if isinstance(segm, dict):
         return _rle(segm, height, width, where)
     log.warning("%s: segmentation is a %s, not polygons or RLE: no mask (box kept)", where,
@@ -117,24 +112,40 @@ def coco_segm(segm: Any, height: int, width: int, where: str) -> Any:
     return None
 
 
-def _polygons(polys: list, where: str) -> list | None:
-    if all(_is_number(v) for v in polys):          # one flat polygon
+def _polygon_problem(poly: Any, j: int, side: int) -> str | None:
+    """What is wrong with polygon j (None: nothing). Checked before pycocotools sees it: a
+    polygon of 2 points would be taken for a box, NaN or huge coordinates take it minutes."""
+    if not isinstance(poly, list):
+        return f"polygon {j} is not a list of numbers"
+    if len(poly) % 2:
+        return f"polygon {j} has an odd number of coordinates ({len(poly)})"
+    if len(poly) < 6:
+        n = len(poly) // 2
+        return f"polygon {j} has {n} point{'s' * (n != 1)} (fewer than 3)"
+    try:
+        total, lo, hi = sum(poly), min(poly), max(poly)
+        finite = math.isfinite(total)
+    except TypeError:
+        return f"polygon {j} is not a list of numbers"
+    if not finite:
+        return f"polygon {j} has NaN or infinite coordinates"
+    if lo < -side or hi > 2 * side:
+        return f"polygon {j} has coordinates far outside the image (from {lo:g} to {hi:g})"
+    return None
+
+
+def _polygons(polys: list, height: int, width: int, where: str) -> list | None:
+    if not isinstance(polys[0], list):                # one flat polygon
         polys = [polys]
-    kept, bad = [], []
-    for j, poly in enumerate(polys, start=1):
-        if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
-            bad.append(f"polygon {j} is not a list of numbers")
-        elif len(poly) % 2:
-            bad.append(f"polygon {j} has an odd number of coordinates ({len(poly)})")
-        elif len(poly) < 6:
-            bad.append(f"polygon {j} has {len(poly) // 2} point{'s' * (len(poly) != 2)} "
-                       "(fewer than 3)")
-        else:
-            kept.append([float(v) for v in poly])
-    if bad:
-        rest = (f"{len(kept)} polygon{'s' * (len(kept) != 1)} kept" if kept
-                else "no polygon left: no mask (box kept)")
-        log.warning("%s: %s: left out; %s", where, "; ".join(bad), rest)
+    side = max(height, width)
+    problems = [(poly, _polygon_problem(poly, j, side)) for j, poly in enumerate(polys, 1)]
+    bad = [why for _, why in problems if why]
+    if not bad:
+        return polys
+    kept = [poly for poly, why in problems if why is None]
+    rest = (f"{len(kept)} polygon{'s' * (len(kept) != 1)} kept" if kept
+            else "no polygon left: no mask (box kept)")
+    log.warning("%s: %s: left out; %s", where, "; ".join(bad), rest)
     return kept or None
 
 
@@ -149,13 +160,18 @@ def _rle(rle: dict, height: int, width: int, where: str) -> dict | None:
                     "(box kept)", where, size[1], size[0], width, height)
         return None
     if isinstance(counts, list):
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+        try:
+            values = np.asarray(counts) if counts else np.zeros(0, np.int64)
+        except (ValueError, TypeError):             # ragged nested lists
+            values = np.zeros((0, 0))
+        if values.ndim != 1 or values.dtype.kind not in "iu" or (values < 0).any():
             log.warning("%s: RLE counts are not all non-negative integers: no mask (box kept)",
                         where)
             return None
-        if sum(counts) != height * width:
+        total = int(values.sum())
+        if total != height * width:
             log.warning("%s: RLE counts add up to %d, not %d x %d = %d: no mask (box kept)",
-                        where, sum(counts), width, height, width * height)
+                        where, total, width, height, width * height)
             return None
         return {"size": [height, width], "counts": counts}
     if isinstance(counts, str | bytes) and counts:
@@ -219,12 +235,15 @@ def decode_segm(segm: Any, height: int, width: int) -> np.ndarray:
     """(H, W) uint8 0 / 1 mask of a polygon list or an RLE dict (not an instance PNG). A
     ValueError for an RLE that does not decode to H x W 0 / 1 pixels."""
     mask_util = _mask_util()
-    if isinstance(segm, list):
-        rle = mask_util.merge(mask_util.frPyObjects(segm, height, width))
-    elif isinstance(segm.get("counts"), list):
-        rle = mask_util.frPyObjects(segm, height, width)
-    else:
-        rle = _compressed(segm)
+    try:
+        if isinstance(segm, list):
+            rle = mask_util.merge(mask_util.frPyObjects(segm, height, width))
+        elif isinstance(segm.get("counts"), list):
+            rle = mask_util.frPyObjects(segm, height, width)
+        else:
+            rle = _compressed(segm)
+    except Exception as e:       # pycocotools raises bare Exceptions for what it cannot read
+        raise ValueError(f"pycocotools cannot read the segmentation ({e})") from None
     if [int(v) for v in rle["size"]] != [height, width]:
         raise ValueError(f"the RLE is {rle['size'][1]} x {rle['size'][0]}, not {width} x "
                          f"{height}")

@@ -111,6 +111,7 @@ class VOCDataset(Imdb):
         if not self.images.is_dir():
             self.images = self.annotations
         self.image_set = image_set
+        self._segmentation_dirs: dict[str, Path | None] = {}
         self.image_index = self._image_index(image_set)
         self.name = f"{self.root.name}_{Path(image_set).stem}"
         if classes is None:
@@ -126,11 +127,15 @@ class VOCDataset(Imdb):
     def _segmentation_dir(self, kind: str) -> Path | None:
         """SegmentationObject / SegmentationClass (VOC2012, labelme2voc), or labelme's older
         SegmentationObjectPNG / SegmentationClassPNG; None when the folder has neither."""
-        for name in (f"Segmentation{kind}", f"Segmentation{kind}PNG"):
-            folder = self.root / name
-            if folder.is_dir() and any(folder.glob("*.png")):
-                return folder
-        return None
+        if kind not in self._segmentation_dirs:
+            found = None
+            for name in (f"Segmentation{kind}", f"Segmentation{kind}PNG"):
+                folder = self.root / name
+                if folder.is_dir() and any(folder.glob("*.png")):
+                    found = folder
+                    break
+            self._segmentation_dirs[kind] = found
+        return self._segmentation_dirs[kind]
 
     @property
     def has_masks(self) -> bool:
