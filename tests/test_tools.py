@@ -47,11 +47,14 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 @pytest.mark.parametrize("case", ["path", "xml", "image", "json", "prototxt"])
 def test_train_and_test_net_errors_are_one_line(caffe, tmp_path, caplog, case):
+    from rcnn.config import activate, load
     from rcnn.tools import test_net, train_net
 
     args, message = cases(tmp_path)[case]
+    # real weights of the test net: an empty file is itself refused now (field report 5)
     weights = tmp_path / "w.caffemodel"
-    weights.write_bytes(b"")
+    activate(load(CFG))
+    caffe.Net(str(NET / "test.prototxt"), caffe.TEST).save(str(weights))
     common = ["--cfg", CFG, *args]
     for tool, argv in ((train_net, ["--net", str(NET / "train.prototxt"), "--iters", "1",
                                     "--out", str(tmp_path / "out"), *common]),

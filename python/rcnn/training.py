@@ -28,6 +28,13 @@ import numpy as np
 from rcnn.config import AttrDict
 from rcnn.layers.finite import NonFiniteInput
 from rcnn.progress import Progress
+from rcnn.weights import (
+    check_history_fits,
+    check_solverstate_file,
+    check_weights_fit,
+    solver_type,
+    solverstate_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +141,11 @@ def latest_state(out: Path, prefix: str) -> Path | None:
     return states[-1] if states else None
 
 
-def _snapshot_prefix(solver_path: Path) -> Path:
+def _solver_param(solver_path: Path):
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
-    param = text_format.Merge(Path(solver_path).read_text(), caffe_pb2.SolverParameter())
-    return Path(param.snapshot_prefix)
+    return text_format.Merge(Path(solver_path).read_text(), caffe_pb2.SolverParameter())
 
 
 @contextlib.contextmanager
@@ -181,10 +187,14 @@ class Trainer:
         self.prefix = prefix
         self.train_cfg = train
         self.seed = seed
-        self.staging = _snapshot_prefix(solver_path)
+        param = _solver_param(solver_path)
+        self.staging = Path(param.snapshot_prefix)
+        self.solver_type = solver_type(param)
         self.solver = caffe.get_solver(str(solver_path))
         self.net = self.solver.net
         if weights:
+            # what Caffe would abort on: not weights, or weights that do not fit the net
+            check_weights_fit(weights, self.net, "--weights")
             log.info("initialising from %s", weights)
             self.net.copy_from(str(weights))
         self.data_layer = next((la for la in self.net.layers if hasattr(la, "set_roidb")), None)
@@ -198,9 +208,30 @@ class Trainer:
         self._good: tuple[int, dict[str, list[np.ndarray]]] | None = None
 
     def _resume(self, state: Path) -> None:
-        if not state.is_file():
-            raise FileNotFoundError(f"--resume {state}: no such solver state")
-        self.solver.restore(str(state))
+        """Restores the solver from a .solverstate after checking what Caffe would abort on:
+        not a solver state, its weights file missing or not fitting the net, its history
+        not the net's. A state whose learned_net is gone but whose .caffemodel is beside it
+        (a moved run folder) is restored from a copy that names that one."""
+        found = check_solverstate_file(state, "--resume")
+        if found.kind == "solverstate":
+            weights = solverstate_weights(found, "--resume")
+            check_weights_fit(weights, self.net, f"the weights of --resume {state}",
+                              resume_option=False)
+            check_history_fits(found, self.net, self.solver_type, "--resume")
+            if str(weights) != found.message.learned_net:
+                log.warning("%s: its weights %s are not there; restoring %s", state,
+                            found.message.learned_net, weights)
+                found.message.learned_net = str(weights.resolve())
+                moved = self.staging.parent / ".resume.solverstate"
+                write_atomic(moved, found.message.SerializeToString())
+                try:
+                    self.solver.restore(str(moved))
+                finally:
+                    moved.unlink()
+            else:
+                self.solver.restore(str(state))
+        else:
+            self.solver.restore(str(state))
         data_state = state.with_name(state.name.removesuffix(".solverstate") + ".data.json")
         if data_state.is_file():
             self.restore_random_state(json.loads(data_state.read_text()))

@@ -44,7 +44,22 @@ def add_data_args(ap: argparse.ArgumentParser, imageset: str) -> None:
 
 
 def load_config(args: argparse.Namespace) -> AttrDict:
-    """The config of a tool's run: the defaults, its --cfg files, then its --set overrides."""
+    """The config of a tool's run: the defaults, its --cfg files, then its --set overrides.
+    A --cfg that is not a readable YAML file is one line naming it (and what it is, when it
+    is a Caffe file: a prototxt, weights, a solver state)."""
+    import yaml
+
+    for path in args.cfg:
+        check_file(path, "--cfg")
+        try:
+            yaml.safe_load(Path(path).read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            from rcnn.weights import read_caffe_file
+
+            found = read_caffe_file(path)
+            what = (found.describe() if found.kind not in ("text", "unknown") else
+                    "not YAML (" + " ".join(str(e).split()) + ")")
+            raise DatasetError(f"{path} (--cfg): {what}, expected a YAML config file") from None
     return load(*args.cfg, overrides=args.set_cfgs)
 
 
@@ -93,15 +108,50 @@ def check_file(path: str | Path, what: str) -> Path:
 
 
 def check_prototxt(path: str | Path, what: str, message: str = "NetParameter") -> Path:
-    """A readable, well-formed prototxt (Caffe itself would abort with a stack trace)."""
+    """A readable, well-formed prototxt of the kind `what` takes (Caffe itself would abort
+    with a stack trace): a net (message NetParameter, with at least one layer) or a solver
+    (SolverParameter). Another Caffe file in its place (weights, a solver state, the other
+    kind of prototxt) is named as what it is."""
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
+    from rcnn.weights import read_caffe_file
+
     path = check_file(path, what)
+    expected = {"NetParameter": ("net_prototxt", "a net prototxt"),
+                "SolverParameter": ("solver_prototxt", "a solver prototxt")}[message]
+    found = read_caffe_file(path)
+    if found.kind == expected[0]:
+        return path
+    if found.kind not in ("text", "unknown"):
+        raise DatasetError(f"{path} ({what}): {found.describe()}, expected {expected[1]}")
     try:
         text_format.Merge(path.read_text(), getattr(caffe_pb2, message)())
     except text_format.ParseError as e:
         raise DatasetError(f"{path}: malformed prototxt ({e})") from None
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not a text prototxt ({e.reason})") from None
+    if message == "NetParameter":
+        raise DatasetError(f"{path} ({what}): a net prototxt without layers")
+    return path
+
+
+def check_folder(path: str | Path, what: str) -> Path:
+    """A folder, or a path where one can be made (an existing file is refused)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DatasetError(f"{path} ({what}): a file, expected a folder (or a new path)")
+    return path
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """A path to write a file to: not a folder, and no file among its parent folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} ({what}): a folder, expected the path of a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DatasetError(f"{path} ({what}): {parent} is a file, not a folder")
+            break
     return path

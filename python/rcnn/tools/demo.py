@@ -3,6 +3,9 @@
     python -m rcnn.tools.demo --net models/small/roialign/test.prototxt \
         --weights output/demo/model_iter_3000.caffemodel --data data/synthetic --count 6 \
         --cfg models/small/config.yml --out output/demo/detections.png
+
+--weights must be a .caffemodel whose layers fit the net (checked before Caffe loads it: one
+line and exit status 2 otherwise).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 from rcnn.tools.common import (
     add_config_args,
     check_file,
+    check_output_file,
     check_prototxt,
     load_config,
     run_tool,
@@ -46,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rcnn.datasets import open_dataset
     from rcnn.pipeline import draw_detections_on
+    from rcnn.weights import check_weights_fit_prototxt
 
     config = load_config(args)
     check_prototxt(args.net, "--net")
-    check_file(args.weights, "--weights")
+    check_output_file(args.out, "--out")
+    check_weights_fit_prototxt(args.weights, args.net, config, "--weights")
     items = [(str(check_file(p, "--images")), None) for p in args.images]
     classes = None
     if args.data:

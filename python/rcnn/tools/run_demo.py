@@ -11,10 +11,9 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 from rcnn.models import ALL_VARIANTS
-from rcnn.tools.common import run_tool, setup_tool
+from rcnn.tools.common import check_folder, run_tool, setup_tool
 from rcnn.training import TrainingStopped
 
 log = logging.getLogger("demo")
@@ -45,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     from rcnn.pipeline import TrainSpec, draw_detections_on, train_and_evaluate
     from rcnn.plots import plot_loss
 
-    out = Path(args.out)
+    out = check_folder(args.out, "--out")
+    check_folder(args.data, "--data")
     out.mkdir(parents=True, exist_ok=True)
     config = load(SMALL_CONFIG, {"RNG_SEED": args.seed})
     t = time.monotonic()

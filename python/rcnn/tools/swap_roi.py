@@ -63,21 +63,50 @@ def read_net(path: Path):
     return parse_net(read_bytes(path), path)
 
 
-def parse_net(data: bytes, path: Path):
-    """A NetParameter from a file's bytes: binary for .caffemodel, text otherwise."""
+def parse_net(data: bytes, path: Path, binary: bool | None = None):
+    """A NetParameter from a file's bytes: binary (default: for .caffemodel), else text."""
     from caffe.proto import caffe_pb2
     from google.protobuf import message, text_format
 
+    binary = is_binary(path) if binary is None else binary
     net = caffe_pb2.NetParameter()
     try:
-        if is_binary(path):
+        if binary:
             net.ParseFromString(data)
         else:
             text_format.Merge(data.decode("utf-8"), net)
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as e:
-        kind = "binary NetParameter (.caffemodel)" if is_binary(path) else "prototxt"
+        kind = "binary NetParameter (.caffemodel)" if binary else "prototxt"
         raise SwapError(f"{path}: does not parse as a {kind}: {e}") from e
     return net
+
+
+def input_is_binary(path: Path) -> bool:
+    """Whether IN holds a binary net (a .caffemodel), by its content: a net prototxt or a
+    .caffemodel whatever their names; SwapError for another kind of Caffe file (a solver
+    state, a solver prototxt, HDF5) or a folder; a file that is neither goes by its name
+    (and fails to parse as that)."""
+    from rcnn.weights import WeightsError, read_caffe_file
+
+    try:
+        found = read_caffe_file(path)
+    except WeightsError as e:
+        raise SwapError(str(e)) from e
+    if found.kind == "missing":
+        raise SwapError(f"{path}: cannot read: No such file or directory")
+    if found.kind in ("caffemodel", "net_prototxt"):
+        return found.kind == "caffemodel"
+    if found.kind not in ("text", "unknown"):
+        raise SwapError(f"{path}: {found.describe()}, expected a net prototxt or a "
+                        ".caffemodel")
+    return is_binary(path)
+
+
+def check_output(path: Path) -> None:
+    if path.is_dir():
+        raise SwapError(f"{path}: a folder, expected the path of the file to write")
+    if not path.parent.is_dir():
+        raise SwapError(f"{path}: its folder {path.parent} does not exist")
 
 
 def write_net(net, path: Path) -> None:
@@ -507,8 +536,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.to == "ROIPooling" and set(settings) - set(POOLING_FIELDS):
             raise SwapError(f"--set {', '.join(sorted(set(settings) - set(POOLING_FIELDS)))}: "
                             "ROIPooling uses only " + ", ".join(POOLING_FIELDS))
+        check_output(args.output)
+        binary = input_is_binary(args.input)
         data = read_bytes(args.input)
-        net = parse_net(data, args.input)
+        net = parse_net(data, args.input, binary)
         original = type(net)()
         original.CopyFrom(net)
         changed = swap(net, args.to, settings)
@@ -517,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             hint = (f" (PyramidROIAlign layers keep their type: {', '.join(pyramids)}; "
                     "--set changes their roi_pooling_param)") if pyramids else ""
             raise SwapError(f"{args.input}: no ROIPooling or ROIAlign layer found{hint}")
-        if is_binary(args.input) or is_binary(args.output):
+        if binary or is_binary(args.output):
             write_net(net, args.output)
         else:
             try:

@@ -2,8 +2,9 @@
 results. VOC data: VOC AP (07 11-point and area) and COCO-style AP computed here; COCO data:
 pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl) as "mean", ours beside it. Means are
 over the classes with test objects (absent classes: "absent_classes", AP -1). A bad input
-file is one line and exit status 2; NaN or inf met by one of the net's Python layers (weights
-of a diverged run) is one line naming the layer and exit status 3.
+file, or one of the wrong kind (--weights that are not a .caffemodel, or whose layers do not
+fit the net), is one line and exit status 2; NaN or inf met by one of the net's Python
+layers (weights of a diverged run) is one line naming the layer and exit status 3.
 
     python -m rcnn.tools.test_net --net models/small/roialign/test.prototxt \
         --weights output/run/model_iter_4000.caffemodel --data data/synthetic \
@@ -20,7 +21,7 @@ from pathlib import Path
 from rcnn.tools.common import (
     add_config_args,
     add_data_args,
-    check_file,
+    check_output_file,
     check_prototxt,
     load_config,
     run_tool,
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="test_net", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--net", required=True, help="test prototxt")
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", required=True,
+                    help=".caffemodel whose layers fit the net's (as train_net writes it)")
     add_data_args(ap, "test")
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--max-images", type=int, default=0, help="test on the first N only")
@@ -48,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from rcnn.pipeline import detect_and_evaluate, write_json
+    from rcnn.weights import check_weights_fit_prototxt
 
     config = load_config(args)
     check_prototxt(args.net, "--net")
-    check_file(args.weights, "--weights")
+    check_output_file(args.out, "--out")
+    check_weights_fit_prototxt(args.weights, args.net, config, "--weights")
     result = detect_and_evaluate(config, Path(args.net), Path(args.weights), args.data,
                                  args.imageset, args.max_images, not args.no_detections,
                                  args.gpu, args.image_root)
