@@ -1,4 +1,4 @@
-"""demo: draw a trained detector's detections on images into PNG files.
+r"""demo: draw a trained detector's detections on images into PNG files.
 
     python -m rcnn.tools.demo --net models/small/roialign/test.prototxt \
         --weights output/demo/model_iter_3000.caffemodel --data data/synthetic --count 6 \

@@ -1,4 +1,4 @@
-"""test_net: detect on a VOC-format image set or a COCO-format JSON, evaluate, and write JSON
+r"""test_net: detect on a VOC-format image set or a COCO-format JSON, evaluate, and write JSON
 results. VOC data: VOC AP (07 11-point and area) and COCO-style AP computed here; COCO data:
 pycocotools' COCOeval (AP, AP50, AP75, APs, APm, APl) as "mean", ours beside it. Means are
 over the classes with test objects (absent classes: "absent_classes", AP -1). A bad input

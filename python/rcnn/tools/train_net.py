@@ -1,4 +1,4 @@
-"""train_net: train a Faster R-CNN end to end on a VOC-format folder or a COCO-format JSON.
+r"""train_net: train a Faster R-CNN end to end on a VOC-format folder or a COCO-format JSON.
 
     python -m rcnn.tools.train_net --net models/small/roialign/train.prototxt \
         --data data/synthetic --cfg models/small/config.yml --iters 2000 --out output/run
