@@ -25,11 +25,12 @@ COCO polygons are in the same continuous coordinates (pycocotools rasterises the
 
 Bad masks (a one-line warning naming the file and the instance; the mask dropped, the box
 kept, training goes on): checked when the roidb is built where that is cheap (a polygon of
-fewer than 3 points, an RLE or instance PNG of another size than the image's, an RLE whose
-counts do not add up to its size), and at decode time where only decoding can tell (an empty
-mask, a mask mostly outside its box, a compressed RLE that does not decode, PNG instance
-values without an object). A decode-time drop sets entry["segms"][i] to None in place, and
-is warned about once per instance (not every epoch).
+fewer than 3 points, an odd number of coordinates, non-numbers, NaN or coordinates far
+outside the image: that polygon left out; an RLE or instance PNG of another size than the
+image's; an RLE whose counts do not add up to its size), and at decode time where only
+decoding can tell (an empty mask, a mask mostly outside its box, a compressed RLE that does
+not decode, PNG instance values without an object). A decode-time drop sets
+entry["segms"][i] to None in place, and is warned about once per instance (not every epoch).
 """
 from __future__ import annotations
 
