@@ -3,15 +3,12 @@ dataset, and for a Mask R-CNN test net the masks of the final detections (im_seg
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
 
 import numpy as np
 
-from rcnn.blob import images_to_blob, load_image_bgr, prep_image
+from rcnn.blob import images_to_blob, prep_image
 from rcnn.boxes import bbox_transform_inv, clip_boxes, nms
 from rcnn.config import AttrDict
-from rcnn.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +39,14 @@ def im_detect(net, im: np.ndarray, test: AttrDict,
     net.blobs["im_info"].reshape(1, 3)
     net.blobs["im_info"].data[...] = [[blob.shape[2], blob.shape[3], scale]]
     start = mask_branch_start(net)
-    out = net.forward() if start is None else net.forward(end=net._layer_names[start - 1])
+    if start is None:
+        net.forward()
+    else:   # up to the mask branch (its outputs: only the last layer's tops)
+        net.forward(end=net._layer_names[start - 1])
     rois = net.blobs["rois"].data[:, 1:5] / scale
-    scores = out["cls_prob"].reshape(rois.shape[0], -1).copy()
+    scores = net.blobs["cls_prob"].data.reshape(rois.shape[0], -1).copy()
     if test.BBOX_REG:
-        deltas = out["bbox_pred"].reshape(rois.shape[0], -1)
+        deltas = net.blobs["bbox_pred"].data.reshape(rois.shape[0], -1)
         boxes = clip_boxes(bbox_transform_inv(rois, deltas), im.shape)
     else:
         boxes = np.tile(rois, (1, scores.shape[1]))
@@ -101,19 +101,3 @@ def detections_per_class(scores: np.ndarray, boxes: np.ndarray,
         thresh = np.sort(all_scores)[-cap]
         dets = [dets[0]] + [d[d[:, 4] >= thresh] for d in dets[1:]]
     return dets
-
-
-def detect_all(net, roidb: list[dict[str, Any]], num_classes: int, test: AttrDict,
-               pixel_means: np.ndarray,
-               log_every: int = 50) -> tuple[list[list[np.ndarray]], float]:
-    """all_dets[c][i] over the roidb, and the mean seconds per image."""
-    all_dets: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
-    progress = Progress(len(roidb))
-    t0 = time.monotonic()
-    for i, entry in enumerate(roidb):
-        scores, boxes = im_detect(net, load_image_bgr(entry["image"]), test, pixel_means)
-        for c, d in enumerate(detections_per_class(scores, boxes, test)):
-            all_dets[c].append(d)
-        if (i + 1) % log_every == 0 or i + 1 == len(roidb):
-            log.info("im_detect %s", progress.line(i + 1))
-    return all_dets, (time.monotonic() - t0) / max(len(roidb), 1)

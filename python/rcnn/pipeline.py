@@ -88,8 +88,8 @@ def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: Att
     """Detections (and, for a net with a mask branch, their masks) over the roidb's images,
     read as the dataset reader sees them (EXIF orientation, any colour mode)."""
     from rcnn.datasets.images import read_image_bgr
+    from rcnn.datasets.masks import encode_rle
     from rcnn.inference import detections_per_class, im_detect, im_segment, mask_branch_start
-    from rcnn.masks.rle import encode_rle
     from rcnn.progress import Progress
 
     boxes: list[list[np.ndarray]] = [[] for _ in range(num_classes)]

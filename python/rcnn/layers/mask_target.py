@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import caffe
 
+from rcnn.layers.finite import check_finite
 from rcnn.layers.params import parse_param_str
 from rcnn.masks.targets import foreground_mask_targets
 
@@ -33,7 +34,9 @@ class MaskTargetLayer(caffe.Layer):
         top[1].reshape(1, self._num_classes, self._size, self._size)
 
     def forward(self, bottom, top):
-        rois, labels, gt_boxes, gt_masks, im_info = (bottom[i].data for i in range(5))
+        rois, labels, gt_boxes, gt_masks, im_info = (
+            check_finite("MaskTargetLayer", name, bottom[i].data)
+            for i, name in enumerate(("rois", "labels", "gt_boxes", "gt_masks", "im_info")))
         mask_rois, targets = foreground_mask_targets(
             rois.reshape(-1, 5), labels.ravel(), gt_boxes.reshape(-1, 5),
             gt_masks.reshape(-1, *gt_masks.shape[-2:]), float(im_info[0, 2]),
