@@ -44,7 +44,9 @@ CAFFE_MAKE = $(MAKE) -C $(TREE) -j$(JOBS) CONFIG_FILE=$(ROOT)/Makefile.config \
 # the patches touch. Each is built as its own small binary, not Caffe's 100-file test_all.
 OUR_TESTS := $(notdir $(basename $(wildcard $(ROOT)/caffe_layers/src/caffe/test/test_*.cpp)))
 BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer \
-	test_inner_product_layer test_gradient_based_solver test_solver test_neuron_layer
+	test_inner_product_layer test_gradient_based_solver test_solver test_neuron_layer \
+	test_math_functions test_syncedmem test_softmax_layer test_softmax_with_loss_layer \
+	test_euclidean_loss_layer test_reshape_layer
 TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
 
 .PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint \

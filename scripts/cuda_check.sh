@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compile every .cu under caffe_layers/ with nvcc, exactly as a CUDA build of Caffe would
 # (Caffe's own rules and flags, CPU_ONLY=0), whether or not a GPU or a CUDA build is at hand,
-# and report each kernel's resource usage per architecture from `nvcc -Xptxas -v`.
+# and report each kernel's resource usage per architecture from `nvcc -Xptxas -v`. The Caffe
+# .cu files that proto/*.patch change are compiled too (not reported).
 # Fails when a kernel could not launch CAFFE_CUDA_NUM_THREADS threads per block (registers x
 # threads over the 64K register file) or uses a per-thread stack frame / local memory.
 # Usage: cuda_check.sh TREE SRC_TREE CUDA_DIR "CUDA_ARCH flags" VENV
@@ -22,6 +23,16 @@ done < <(find "$ROOT/caffe_layers" -name '*.cu' | sort)
 (cd "$TREE" && rm -f "${objs[@]}")
 echo "[cuda_check] nvcc: ${#objs[@]} file(s), CUDA_ARCH: $ARCH"
 "${MK[@]}" -j"$(nproc)" "${objs[@]}"
+# The Caffe .cu files that proto/*.patch change (e.g. 0008's zero-size guards) are compiled as
+# well, so the patched GPU code is proven to compile; they are Caffe's kernels, not in the report.
+caffe_objs=()
+for rel in $(grep -h '^+++ b/.*\.cu' "$ROOT"/proto/*.patch | sed -e 's#^+++ b/##' -e 's#[[:space:]].*##' | sort -u); do
+    caffe_objs+=(".build_release/cuda/${rel%.cu}.o")
+done
+if [ ${#caffe_objs[@]} -gt 0 ]; then
+    echo "[cuda_check] nvcc: ${#caffe_objs[@]} patched Caffe file(s): ${caffe_objs[*]}"
+    "${MK[@]}" -j"$(nproc)" "${caffe_objs[@]}"
+fi
 warns=()
 for o in "${objs[@]}"; do warns+=("$TREE/$o.warnings.txt"); done
 THREADS=$(grep -ho 'CAFFE_CUDA_NUM_THREADS = [0-9]*' "$TREE/include/caffe/util/device_alternate.hpp" | grep -o '[0-9]*$')
