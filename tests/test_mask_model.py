@@ -110,6 +110,15 @@ def test_mask_loss_falls_and_test_net_scores_masks_with_cocoeval(caffe, nets, ti
         assert len(r["masks"][index]) == len(dets)
         for m in r["masks"][index]:
             assert m["size"] == [256, 256] and isinstance(m["counts"], str)
+    # the same test images as a COCO JSON (RLE segmentations): the same masks and figures
+    coco_results = tmp_path / "coco_results.json"
+    assert test_net.main(["--net", str(nets["mask_roialign"]["test"]), "--weights",
+                          str(weights), "--data", str(Path(tiny_data) / "test.json"),
+                          "--cfg", CFG, "--out", str(coco_results)]) == 0
+    c = json.loads(coco_results.read_text())
+    assert c["evaluation"] == "cocoeval"
+    assert c["mask"]["mean"] == pytest.approx(r["mask"]["mean"], abs=1e-12)
+    assert [c["masks"][f"JPEGImages/{k}.jpg"] for k in r["masks"]] == list(r["masks"].values())
     png = tmp_path / "masks.png"
     assert demo.main(["--net", str(nets["mask_roialign"]["test"]), "--weights", str(weights),
                       "--data", str(tiny_data), "--cfg", CFG, "--count", "2", "--thresh",

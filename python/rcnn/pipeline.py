@@ -168,23 +168,22 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
 
 def evaluate_masks(imdb, roidb: list[dict[str, Any]], found: Detections) -> dict[str, Any]:
     """pycocotools' COCOeval segm of found.masks against the dataset's instance masks: its
-    12 summary figures ("mean") and per-class AP. COCO data is scored against its own JSON;
-    other data (VOC instance PNGs, the synthetic set) against its ground truth converted to
-    COCO in memory (rcnn.datasets.coco.coco_ground_truth)."""
+    12 summary figures ("mean") and per-class AP. Any dataset (a COCO JSON, VOC instance
+    PNGs, the synthetic set) is scored against its roidb converted to COCO in memory
+    (rcnn.datasets.coco.coco_ground_truth: every form decoded and checked the way training
+    reads it, crowd and difficult objects as crowd regions, object sizes by mask area as
+    COCO's own annotations give them)."""
     from pycocotools.coco import COCO
 
-    from rcnn.datasets.coco import COCODataset, coco_ground_truth, quietly
+    from rcnn.datasets.coco import coco_ground_truth, quietly
     from rcnn.evaluation import cocoeval
     from rcnn.masks.evaluation import segm_results
 
-    if isinstance(imdb, COCODataset):
-        coco, ids, category_ids = imdb.coco, [e["id"] for e in roidb], imdb.category_ids
-    else:
-        coco = COCO()
-        coco.dataset = coco_ground_truth(roidb, imdb.classes)
-        quietly(coco.createIndex)
-        ids = [img["id"] for img in coco.dataset["images"]]
-        category_ids = list(range(1, imdb.num_classes))
+    coco = COCO()
+    coco.dataset = coco_ground_truth(roidb, imdb.classes, area="mask")
+    quietly(coco.createIndex)
+    ids = [img["id"] for img in coco.dataset["images"]]
+    category_ids = list(range(1, imdb.num_classes))
     results = segm_results(found.boxes, found.masks, ids, category_ids)
     segm = cocoeval(coco, results, ids, imdb.classes, category_ids, iou_type="segm")
     m = segm["mean"]
