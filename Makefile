@@ -46,7 +46,7 @@ OUR_TESTS := $(notdir $(basename $(wildcard $(ROOT)/caffe_layers/src/caffe/test/
 BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer \
 	test_inner_product_layer test_gradient_based_solver test_solver test_neuron_layer \
 	test_math_functions test_syncedmem test_softmax_layer test_softmax_with_loss_layer \
-	test_euclidean_loss_layer test_reshape_layer
+	test_euclidean_loss_layer test_reshape_layer test_batch_norm_layer test_accuracy_layer
 TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
 
 .PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint \

@@ -24,14 +24,18 @@ done < <(find "$ROOT/caffe_layers" -name '*.cu' | sort)
 echo "[cuda_check] nvcc: ${#objs[@]} file(s), CUDA_ARCH: $ARCH"
 "${MK[@]}" -j"$(nproc)" "${objs[@]}"
 # The Caffe .cu files that proto/*.patch change (e.g. 0008's zero-size guards) are compiled as
-# well, so the patched GPU code is proven to compile; they are Caffe's kernels, not in the report.
+# well, so the patched GPU code is proven to compile: for the first architecture of CUDA_ARCH
+# only (a compile check, not a register report; about 1/5 of the time of all of them).
 caffe_objs=()
 for rel in $(grep -h '^+++ b/.*\.cu' "$ROOT"/proto/*.patch | sed -e 's#^+++ b/##' -e 's#[[:space:]].*##' | sort -u); do
     caffe_objs+=(".build_release/cuda/${rel%.cu}.o")
 done
 if [ ${#caffe_objs[@]} -gt 0 ]; then
-    echo "[cuda_check] nvcc: ${#caffe_objs[@]} patched Caffe file(s): ${caffe_objs[*]}"
-    "${MK[@]}" -j"$(nproc)" "${caffe_objs[@]}"
+    first_arch=$(grep -o -- '-gencode[= ][^ ]*' <<< "$ARCH" | head -1 || true)
+    first_arch=${first_arch:-$ARCH}
+    echo "[cuda_check] nvcc: ${#caffe_objs[@]} patched Caffe file(s), CUDA_ARCH: $first_arch"
+    (cd "$TREE" && rm -f "${caffe_objs[@]}")
+    "${MK[@]}" -j"$(nproc)" CUDA_ARCH="$first_arch" "${caffe_objs[@]}"
 fi
 warns=()
 for o in "${objs[@]}"; do warns+=("$TREE/$o.warnings.txt"); done

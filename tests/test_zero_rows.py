@@ -2,9 +2,10 @@
 
 The RoI layer gives a (0, C, ph, pw) top; every stock layer after it (InnerProduct, ReLU,
 Dropout, the Split Caffe inserts where fc7 feeds two layers, Softmax, SoftmaxWithLoss, ...;
-Convolution, Deconvolution, SigmoidCrossEntropyLoss in a mask head) must give empty tops, losses
-of exactly 0 and zero gradients (proto/0008-zero-row-blobs.patch). Without the patch these nets
-abort the process (Split: `Check failed: n > 0`; Softmax: SIGFPE).
+Convolution, Deconvolution, SigmoidCrossEntropyLoss in a mask head; BatchNorm, Scale, Eltwise,
+Pooling, Reshape in a ResNet-style head) must give empty tops, losses of exactly 0 and zero
+gradients (proto/0008-zero-row-blobs.patch). Without the patch these nets abort the process
+(Split, SigmoidCrossEntropyLoss: `Check failed: n > 0`; Softmax, BatchNorm: SIGFPE).
 """
 from __future__ import annotations
 
@@ -163,3 +164,46 @@ def test_mask_head_with_zero_rois(caffe):
     assert net.blobs["mask_conv"].data.shape == (0, 16, 14, 14)
     assert net.blobs["mask_up"].data.shape == (0, 16, 28, 28)
     assert net.blobs["mask_logits"].data.shape == (0, 3, 28, 28)
+
+
+def resnet_head(num_classes: int = 5) -> str:
+    """A ResNet-style box head on zero RoIs (frozen BatchNorm, as detectors train it): ROIAlign
+    7 x 7 -> Convolution -> BatchNorm -> Scale -> ReLU -> Eltwise SUM with the RoI features ->
+    global AVE Pooling -> Reshape {0, -1} -> InnerProduct -> SoftmaxWithLoss. (Accuracy, which
+    has no backward and so cannot be in a force_backward net, is in test_zero_rows.cpp.)"""
+    filler = "weight_filler { type: 'gaussian' std: 0.1 }"
+    return f"""name: "zero_roi_resnet_head"
+force_backward: true
+layer {{ name: "feat" type: "Input" top: "feat"
+  input_param {{ shape {{ dim: 1 dim: 8 dim: 20 dim: 20 }} }} }}
+layer {{ name: "rois" type: "Input" top: "rois" input_param {{ shape {{ dim: 0 dim: 5 }} }} }}
+layer {{ name: "labels" type: "Input" top: "labels" input_param {{ shape {{ dim: 0 }} }} }}
+layer {{ name: "roi_feat" type: "ROIAlign" bottom: "feat" bottom: "rois" top: "roi_feat"
+  roi_pooling_param {{ pooled_h: 7 pooled_w: 7 spatial_scale: 0.0625 }} }}
+layer {{ name: "res_conv" type: "Convolution" bottom: "roi_feat" top: "res_conv"
+  convolution_param {{ num_output: 8 kernel_size: 3 pad: 1 bias_term: false {filler} }} }}
+layer {{ name: "res_bn" type: "BatchNorm" bottom: "res_conv" top: "res_conv"
+  batch_norm_param {{ use_global_stats: true }} }}
+layer {{ name: "res_scale" type: "Scale" bottom: "res_conv" top: "res_conv"
+  scale_param {{ bias_term: true }} }}
+layer {{ name: "res_relu" type: "ReLU" bottom: "res_conv" top: "res_conv" }}
+layer {{ name: "res_sum" type: "Eltwise" bottom: "roi_feat" bottom: "res_conv" top: "res_sum" }}
+layer {{ name: "pool" type: "Pooling" bottom: "res_sum" top: "pool"
+  pooling_param {{ pool: AVE global_pooling: true }} }}
+layer {{ name: "flat" type: "Reshape" bottom: "pool" top: "flat"
+  reshape_param {{ shape {{ dim: 0 dim: -1 }} }} }}
+layer {{ name: "cls_score" type: "InnerProduct" bottom: "flat" top: "cls_score"
+  inner_product_param {{ num_output: {num_classes} {filler} }} }}
+layer {{ name: "loss_cls" type: "SoftmaxWithLoss" bottom: "cls_score" bottom: "labels"
+  top: "cls_loss" propagate_down: true propagate_down: false
+  loss_param {{ ignore_label: -1 normalize: true }} }}
+"""
+
+
+def test_resnet_style_head_with_zero_rois(caffe):
+    net = load_net(resnet_head(), phase="TRAIN")
+    losses = _run_zero_rois(net, "feat", ["cls_loss"])
+    assert losses == {"cls_loss": 0.0}
+    assert net.blobs["res_sum"].data.shape == (0, 8, 7, 7)
+    assert net.blobs["flat"].data.shape == (0, 8)
+    assert net.blobs["cls_score"].data.shape == (0, 5)

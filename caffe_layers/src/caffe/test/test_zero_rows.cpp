@@ -1,8 +1,9 @@
 // Zero-row blobs through stock Caffe layers (proto/0008-zero-row-blobs.patch): a batch with no
 // RoIs gives (0, ...) blobs, and every layer a detector places after the RoI layer must take
 // them, forward and backward, on CPU and GPU: an empty top, a loss of exactly 0, zero
-// gradients. Without the patch these runs abort (Split: `Check failed: n > 0`; Softmax,
-// SoftmaxWithLoss, Reshape {0, -1}: SIGFPE; on a GPU every zero-size kernel launch fails).
+// gradients. Without the patch these runs abort (Split, Eltwise, Scale, the losses: `Check
+// failed: n > 0`; Softmax, SoftmaxWithLoss, Reshape {0, -1}, BatchNorm, Accuracy: SIGFPE; on a
+// GPU every zero-size kernel launch fails) or give NaN (EuclideanLoss).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -30,8 +31,9 @@ class ZeroRowsTest : public MultiDeviceTest<TypeParam> {
  protected:
   // Sets up the layer `text` (a LayerParameter) on fresh bottoms of `bottom_shapes`, runs
   // Forward and Backward (propagating to bottom i when `propagate[i]`), and checks that the
-  // tops have `top_shapes`, that a loss is exactly 0, that a bottom's diff is zero wherever
-  // it has elements, and that Backward added nothing to the parameters' diffs. Bottoms with
+  // tops have `top_shapes`, that a top with elements (a loss, an accuracy) is exactly 0, that
+  // a bottom's diff is zero wherever it has elements, and that the parameters' data and diffs
+  // are left as they were (Backward adds nothing to the diffs). Bottoms with
   // elements (e.g. a scale bottom of shape (C,)) are filled with 1 and their diffs with NaN,
   // so a gradient left unwritten shows.
   void Check(const string& text, const Shapes& bottom_shapes, const Shapes& top_shapes,
@@ -53,21 +55,22 @@ class ZeroRowsTest : public MultiDeviceTest<TypeParam> {
     }
     shared_ptr<Layer<Dtype> > layer = LayerRegistry<Dtype>::CreateLayer(param);
     layer->SetUp(bottom_vec, top_vec);
-    // Parameter diffs hold 0.5 before Backward; zero rows must add nothing to them.
+    // Parameter diffs hold 0.5 before Backward; zero rows must add nothing to them, nor change
+    // a parameter (e.g. BatchNorm's running statistics: an empty batch has none).
+    vector<vector<Dtype> > param_data;
     for (size_t i = 0; i < layer->blobs().size(); ++i) {
       Blob<Dtype>* p = layer->blobs()[i].get();
       caffe_set(p->count(), Dtype(0.5), p->mutable_cpu_diff());
+      param_data.push_back(vector<Dtype>(p->cpu_data(), p->cpu_data() + p->count()));
     }
     const Dtype loss = layer->Forward(bottom_vec, top_vec);
     EXPECT_EQ(Dtype(0), loss) << param.type();
     for (size_t i = 0; i < top_shapes.size(); ++i) {
       EXPECT_EQ(top_shapes[i], top_vec[i]->shape())
           << param.type() << " top " << i << ": " << top_vec[i]->shape_string();
-      if (layer->loss(i) != 0) {  // a loss top: one value, exactly 0 (not NaN, not 0 / 0)
-        ASSERT_EQ(1, top_vec[i]->count());
-        EXPECT_EQ(Dtype(0), top_vec[i]->cpu_data()[0]) << param.type();
-      } else {
-        EXPECT_EQ(0, top_vec[i]->shape(0)) << param.type() << " top " << i;
+      // A top with rows (a loss, an accuracy, per-class accuracies) is exactly 0, not 0 / 0.
+      for (int j = 0; j < top_vec[i]->count(); ++j) {
+        EXPECT_EQ(Dtype(0), top_vec[i]->cpu_data()[j]) << param.type() << " top " << i;
       }
     }
     vector<bool> down(propagate);
@@ -83,9 +86,13 @@ class ZeroRowsTest : public MultiDeviceTest<TypeParam> {
     for (size_t i = 0; i < layer->blobs().size(); ++i) {
       const Blob<Dtype>* p = layer->blobs()[i].get();
       const Dtype* diff = p->cpu_diff();
-      int changed = 0;
-      for (int j = 0; j < p->count(); ++j) changed += (diff[j] != Dtype(0.5));
+      int changed = 0, data_changed = 0;
+      for (int j = 0; j < p->count(); ++j) {
+        changed += (diff[j] != Dtype(0.5));
+        data_changed += (p->cpu_data()[j] != param_data[i][j]);
+      }
       EXPECT_EQ(0, changed) << param.type() << " param " << i << " diff changed by Backward";
+      EXPECT_EQ(0, data_changed) << param.type() << " param " << i << " data changed";
     }
   }
 
@@ -213,6 +220,25 @@ TYPED_TEST(ZeroRowsTest, TestScale) {
       this->L(this->S(0, 16)), this->All(2));
   this->Check("type: 'Scale' scale_param { axis: 1 }", this->L(s, vector<int>()), this->L(s),
       this->All(2));
+}
+
+// Beyond the list of issue 21: BatchNorm and Pooling (ResNet heads after RoIs), Accuracy (on
+// cls_score in R-FCN style train nets).
+TYPED_TEST(ZeroRowsTest, TestBatchNormPoolingAccuracy) {
+  const vector<int> s = this->S(0, 16, 7, 7);
+  this->Check("type: 'BatchNorm' batch_norm_param { use_global_stats: true }", this->L(s),
+      this->L(s), this->All(1));
+  this->Check("type: 'BatchNorm'", this->L(s), this->L(s), this->All(1));  // training stats
+  this->Check("type: 'BatchNorm'", this->L(this->S(0, 16)), this->L(this->S(0, 16)),
+      this->All(1));
+  this->Check("type: 'Pooling' pooling_param { pool: MAX kernel_size: 3 stride: 2 }",
+      this->L(s), this->L(this->S(0, 16, 3, 3)), this->All(1));
+  this->Check("type: 'Pooling' pooling_param { pool: AVE global_pooling: true }",
+      this->L(s), this->L(this->S(0, 16, 1, 1)), this->All(1));
+  this->Check("type: 'Accuracy'", this->L(this->S(0, 21), this->S(0)), this->L(vector<int>()),
+      vector<bool>());
+  this->Check("type: 'Accuracy' accuracy_param { top_k: 5 }",
+      this->L(this->S(0, 21), this->S(0)), this->L(vector<int>(), this->S(21)), vector<bool>());
 }
 
 TYPED_TEST(ZeroRowsTest, TestSoftmax) {
