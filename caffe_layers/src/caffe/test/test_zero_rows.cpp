@@ -68,7 +68,7 @@ class ZeroRowsTest : public MultiDeviceTest<TypeParam> {
     for (size_t i = 0; i < top_shapes.size(); ++i) {
       EXPECT_EQ(top_shapes[i], top_vec[i]->shape())
           << param.type() << " top " << i << ": " << top_vec[i]->shape_string();
-      // A top with rows (a loss, an accuracy, per-class accuracies) is exactly 0, not 0 / 0.
+      // A top with elements (a loss, an accuracy, per-class accuracies) is exactly 0, not 0 / 0.
       for (int j = 0; j < top_vec[i]->count(); ++j) {
         EXPECT_EQ(Dtype(0), top_vec[i]->cpu_data()[j]) << param.type() << " top " << i;
       }
