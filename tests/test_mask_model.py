@@ -106,10 +106,15 @@ def test_mask_loss_falls_and_test_net_scores_masks_with_cocoeval(caffe, nets, ti
                           "--out", str(results)]) == 0
     r = json.loads(results.read_text())
     assert set(r["mask"]["mean"]) >= {"ap", "ap50", "ap75", "aps", "apm", "apl"}
+    segmented = 0
     for index, dets in r["detections"].items():
         assert len(r["masks"][index]) == len(dets)
-        for m in r["masks"][index]:
-            assert m["size"] == [256, 256] and isinstance(m["counts"], str)
+        for d, m in zip(dets, r["masks"][index], strict=True):   # [class, x1, ..., score]
+            assert (m is None) == (d[5] < 0.05)   # TEST.MASK_SCORE_THRESH
+            if m is not None:
+                assert m["size"] == [256, 256] and isinstance(m["counts"], str)
+                segmented += 1
+    assert segmented > 0
     # the same test images as a COCO JSON (RLE segmentations): the same masks and figures
     coco_results = tmp_path / "coco_results.json"
     assert test_net.main(["--net", str(nets["mask_roialign"]["test"]), "--weights",

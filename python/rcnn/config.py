@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
         "RPN_MIN_SIZE": 16,
         "SCORE_THRESH": 0.0,         # detections kept for evaluation
         "MAX_PER_IMAGE": 100,
+        # a Mask R-CNN segments the detections scoring at least this (Detectron2's
+        # SCORE_THRESH_TEST); the others keep their box and have no mask (0: segment all)
+        "MASK_SCORE_THRESH": 0.05,
     },
     "DEDUP_BOXES": 1.0 / 16.0,
     "PIXEL_MEANS": ((102.9801, 115.9465, 122.7717),),  # BGR, as in py-faster-rcnn

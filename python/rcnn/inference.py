@@ -53,35 +53,36 @@ def im_detect(net, im: np.ndarray, test: AttrDict,
     return scores, boxes
 
 
-def im_segment(net, dets: list[np.ndarray], height: int, width: int,
-               threshold: float = 0.5) -> list[list[np.ndarray]]:
+def im_segment(net, dets: list[np.ndarray], height: int, width: int, score_thresh: float = 0.0,
+               threshold: float = 0.5) -> list[list[np.ndarray | None]]:
     """The masks of one image's final detections, from the Mask R-CNN test net that im_detect
     has just run on it (its input scale and features are reused).
 
     dets[c]: (K_c, 5) detections of class c in image coordinates (detections_per_class).
-    For each detection, the mask branch runs on its box, its class's channel of mask_prob
-    (the sigmoid of the logits, M x M) is pasted into the height x width image at the box
-    (rcnn.masks.paste: bilinear, then >= threshold). Returns masks[c][k], (height, width)
-    uint8 0 / 1, aligned with dets[c]; masks[0] is empty. Raises ValueError for a net
-    without a mask branch."""
+    Each detection scoring at least score_thresh (the config's TEST.MASK_SCORE_THRESH) goes
+    through the mask branch at its box; its class's channel of mask_prob (the sigmoid of the
+    logits, M x M) is pasted into the height x width image at the box (rcnn.masks.paste:
+    bilinear, then >= threshold). Returns masks[c][k], (height, width) uint8 0 / 1, or None
+    for a detection under score_thresh, aligned with dets[c]; masks[0] is empty. Raises
+    ValueError for a net without a mask branch."""
     from rcnn.masks.paste import paste_mask
 
     start = mask_branch_start(net)
     if start is None:
         raise ValueError("im_segment: the test net has no mask branch (no 'mask_rois' input)")
-    classes = np.concatenate([np.full(len(d), c) for c, d in enumerate(dets)]).astype(int)
-    boxes = np.concatenate([d[:, :4] for d in dets]).reshape(-1, 4)
-    masks: list[list[np.ndarray]] = [[] for _ in dets]
-    if boxes.shape[0] == 0:
+    masks: list[list[np.ndarray | None]] = [[None] * len(d) for d in dets]
+    which = [(c, k) for c, d in enumerate(dets) for k in np.where(d[:, 4] >= score_thresh)[0]]
+    if not which:
         return masks
+    boxes = np.array([dets[c][k, :4] for c, k in which], dtype=np.float64)
     scale = float(net.blobs["im_info"].data[0, 2])
     rois = np.hstack([np.zeros((boxes.shape[0], 1)), boxes * scale]).astype(np.float32)
     net.blobs[MASK_ROIS].reshape(*rois.shape)
     net.blobs[MASK_ROIS].data[...] = rois
     net.forward(start=net._layer_names[start])
     prob = net.blobs["mask_prob"].data
-    for k, (c, box) in enumerate(zip(classes, boxes, strict=True)):
-        masks[c].append(paste_mask(prob[k, c], box, height, width, threshold))
+    for j, ((c, k), box) in enumerate(zip(which, boxes, strict=True)):
+        masks[c][k] = paste_mask(prob[j, c], box, height, width, threshold)
     return masks
 
 

@@ -84,8 +84,10 @@ SMALL = {
     "image_size": 256,
 }
 # The mask branch of the small Mask R-CNNs: RoI features of 14 x 14 from the foreground RoIs
-# (test: the detections), `convs` 3x3 convolutions + ReLU of `channels`, a 2x2 stride-2
-# deconvolution + ReLU to 28 x 28, a 1x1 convolution to one logit map per class.
+# (test: the detections), a 1x1 convolution + ReLU to `channels` (the backbone's 128 are 4x
+# what the 3x3 convolutions need; it halves the branch's cost), `convs` 3x3 convolutions +
+# ReLU, a 2x2 stride-2 deconvolution + ReLU to 28 x 28, a 1x1 convolution to one logit map
+# per class.
 MASK_HEAD = {"pooled": 14, "size": 28, "convs": 2, "channels": 32}
 SMALL_MS = {**SMALL, "anchor_scales": (0.75, 1.5, 3, 6, 12), "image_size": 384}
 
@@ -180,8 +182,9 @@ def _box_head(n, L, roi_feat, num_classes: int, train: bool, fc: int) -> None:
 
 def _mask_branch(n, L, roi_feature, num_classes: int, train: bool,
                  head: Mapping[str, Any] = MASK_HEAD) -> None:
-    """Mask R-CNN's mask branch (He et al. 2017, figure 4, narrowed for the small models),
-    placed after the box head so that a test net can run it alone (rcnn.inference).
+    """Mask R-CNN's mask branch (He et al. 2017, figure 4, narrowed for the small models:
+    MASK_HEAD), placed after the box head so that a test net can run it alone
+    (rcnn.inference).
 
     Train: MaskTargetLayer picks the foreground RoIs (mask_rois) of the box head's sample and
     their targets; the loss is SigmoidCrossEntropyLoss over the RoI's class channel (the
@@ -199,7 +202,8 @@ def _mask_branch(n, L, roi_feature, num_classes: int, train: bool,
     else:
         n.mask_rois = L.Input(shape={"dim": [1, 5]})
     n.mask_pool = roi_feature(n.mask_rois, head["pooled"])
-    x = n.mask_pool
+    n.mask_reduce = _conv(L, n.mask_pool, "mask_reduce", 1, head["channels"])
+    x = n.mask_reduce_relu = L.ReLU(n.mask_reduce, in_place=True)
     for i in range(head["convs"]):
         conv = _conv(L, x, f"mask_conv{i + 1}", 3, head["channels"])
         setattr(n, f"mask_conv{i + 1}", conv)

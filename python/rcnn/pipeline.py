@@ -76,7 +76,8 @@ def train(config: AttrDict, spec: TrainSpec) -> Path:
 class Detections:
     """A test net's output over a dataset: boxes[c][i], (K, 5) [x1, y1, x2, y2, score] of
     class c in image i (image coordinates); for a Mask R-CNN masks[c][i], the K detections'
-    masks as COCO RLE (None for a net without masks); mean seconds per image."""
+    masks as COCO RLE (None for a detection under TEST.MASK_SCORE_THRESH; masks is None for
+    a net without a mask branch); mean seconds per image."""
 
     boxes: list[list[np.ndarray]]
     masks: list[list[list[dict[str, Any]]]] | None
@@ -102,8 +103,9 @@ def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: Att
         for c, d in enumerate(dets):
             boxes[c].append(d)
         if masks is not None:
-            for c, ms in enumerate(im_segment(net, dets, im.shape[0], im.shape[1])):
-                masks[c].append([encode_rle(m) for m in ms])
+            segmented = im_segment(net, dets, im.shape[0], im.shape[1], test.MASK_SCORE_THRESH)
+            for c, ms in enumerate(segmented):
+                masks[c].append([None if m is None else encode_rle(m) for m in ms])
         if (i + 1) % log_every == 0 or i + 1 == len(roidb):
             log.info("im_detect %s", progress.line(i + 1))
     return Detections(boxes, masks, (time.monotonic() - t0) / max(len(roidb), 1))
@@ -269,6 +271,7 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
         # are left out: nothing to draw)
         dets = [d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])]
                 for d in dets]
+        # (every detection drawn is segmented: im_segment's score_thresh is 0)
         masks = im_segment(test_net, dets, *im.shape[:2])[1:] if with_masks else None
         shown = [(names[c], d) for c, d in enumerate(dets) if c > 0]
         log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), thresh)
