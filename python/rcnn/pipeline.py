@@ -62,14 +62,29 @@ def train(config: AttrDict, spec: TrainSpec) -> Path:
     if spec.stepsize:
         overrides.update(lr_policy="step", gamma=0.1, stepsize=spec.stepsize)
     solver = write_solver(spec.solver, spec.net, spec.out, spec.prefix, overrides)
-    roidb = train_roidb(open_dataset(spec.data, spec.imageset, spec.image_root),
-                        config.TRAIN.USE_FLIPPED)
+    imdb = open_dataset(spec.data, spec.imageset, spec.image_root)
+    roidb = train_roidb(imdb, config.TRAIN.USE_FLIPPED)
     log.info("training %s on %s for %d iterations (%s)", spec.net, spec.data, spec.iters,
              device)
     activate(config)
     trainer = Trainer(solver, roidb, spec.out, spec.prefix, config.TRAIN, spec.weights,
                       spec.resume, seed=config.RNG_SEED)
+    check_class_count(trainer.net, imdb.num_classes, str(spec.net), f"{spec.data}")
     return trainer.train(spec.iters, spec.display, spec.snapshot_iters)
+
+
+def check_class_count(net, num_classes: int, where: str, dataset: str) -> None:
+    """A ValueError naming both counts when a net's classifier (cls_score) does not have the
+    dataset's number of classes (background included): a net made for another dataset
+    (python -m rcnn.models OUT --num-classes N makes the small models for N)."""
+    if "cls_score" not in net.params:
+        return
+    out = int(net.params["cls_score"][0].data.shape[0])
+    if out != num_classes:
+        raise ValueError(f"{where}: the net classifies {out} classes (background included) but "
+                         f"{dataset} has {num_classes}; make the net for this dataset (python "
+                         f"-m rcnn.models OUT --num-classes {num_classes}, or num_output of "
+                         "cls_score and bbox_pred and the Python layers' num_classes)")
 
 
 @dataclass
@@ -133,6 +148,7 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
     device = set_device(gpu)
     activate(config)
     test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
+    check_class_count(test_net, imdb.num_classes, str(net), f"{data}")
     log.info("testing %s on %d images of %s (%s)", weights, len(roidb), imdb.name, device)
     found = detect_dataset(test_net, roidb, imdb.num_classes, config.TEST, pixel_means(config))
     all_dets, sec = found.boxes, found.seconds_per_image
@@ -156,7 +172,13 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
         result.update(evaluation="cocoeval", mean=c, cocoeval_per_class=coco["per_class"],
                       ours_mean=metrics["mean"])
     if found.masks is not None:
-        result["mask"] = evaluate_masks(imdb, roidb, found)
+        from rcnn.datasets.masks import has_masks
+
+        if any(has_masks(e) for e in roidb):
+            result["mask"] = evaluate_masks(imdb, roidb, found)
+        else:
+            log.warning("%s has no instance masks: the masks are not evaluated (box AP only)",
+                        imdb.name)
     if with_detections:
         result["detections"] = {
             e["index"]: [[imdb.classes[c], *map(float, d)] for c in range(1, imdb.num_classes)
@@ -250,6 +272,7 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
     colour (and ground truth boxes, where given, in white); a Mask R-CNN's detections with
     their masks (a translucent fill and an outline)."""
     import caffe
+    from PIL import Image
 
     from rcnn.datasets.images import read_image_bgr
     from rcnn.inference import detections_per_class, im_detect, im_segment, mask_branch_start
@@ -259,6 +282,8 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
     set_device(gpu)
     activate(config)
     test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
+    if classes:
+        check_class_count(test_net, len(classes), str(net), "the class list")
     with_masks = mask_branch_start(test_net) is not None
     means = pixel_means(config)
     pictures = []
@@ -275,7 +300,9 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
         masks = im_segment(test_net, dets, *im.shape[:2])[1:] if with_masks else None
         shown = [(names[c], d) for c, d in enumerate(dets) if c > 0]
         log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), thresh)
-        pictures.append(draw_detections(path, shown, gt, masks=masks))
+        # drawn on the pixels the detector saw (any bit depth, EXIF orientation applied)
+        pictures.append(draw_detections(Image.fromarray(im[:, :, ::-1]), shown, gt,
+                                        masks=masks))
     out.parent.mkdir(parents=True, exist_ok=True)
     grid(pictures).save(out)
     log.info("wrote %s", out)

@@ -18,6 +18,9 @@ def overlay_mask(im: Image.Image, mask: np.ndarray, colour: tuple[int, int, int]
     nearest neighbours) filled translucently in colour, and its outline drawn opaque."""
     m = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255)
     if m.size != im.size:
+        if im.width * m.height != im.height * m.width:
+            raise ValueError(f"overlay_mask: a {m.width} x {m.height} mask on a {im.width} x "
+                             f"{im.height} picture")
         m = m.resize(im.size, Image.NEAREST)
     fill = Image.new("RGB", im.size, colour)
     im = Image.composite(Image.blend(im, fill, alpha), im, m)
@@ -25,14 +28,15 @@ def overlay_mask(im: Image.Image, mask: np.ndarray, colour: tuple[int, int, int]
     return Image.composite(fill, im, outline)
 
 
-def draw_detections(image_path: str, dets: Sequence[tuple[str, np.ndarray]],
+def draw_detections(image: str | Image.Image, dets: Sequence[tuple[str, np.ndarray]],
                     gt: np.ndarray | None = None, scale: int = 2,
                     masks: Sequence[Sequence[np.ndarray]] | None = None) -> Image.Image:
-    """The image enlarged `scale` times, ground truth in thin white, detections (class, (K, 5))
-    as coloured boxes labelled with class and score; with masks (masks[k][j]: the j-th
-    detection of dets[k], an image-sized 0 / 1 array), each instance's mask as a translucent
-    fill with an outline in its box's colour."""
-    im = Image.open(image_path).convert("RGB")
+    """The image (a path, or the RGB picture the detector saw) enlarged `scale` times, ground
+    truth in thin white, detections (class, (K, 5)) as coloured boxes labelled with class and
+    score; with masks (masks[k][j]: the j-th detection of dets[k], an image-sized 0 / 1
+    array), each instance's mask as a translucent fill with an outline in its box's
+    colour."""
+    im = Image.open(image).convert("RGB") if isinstance(image, str) else image.convert("RGB")
     im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
     for k, class_masks in enumerate(masks or []):
         for m in class_masks:
@@ -54,7 +58,11 @@ def draw_detections(image_path: str, dets: Sequence[tuple[str, np.ndarray]],
 
 
 def grid(images: Sequence[Image.Image], cols: int = 3) -> Image.Image:
-    w, h = images[0].size
+    """The images in rows of `cols` (fewer for fewer images), each in a cell as large as the
+    largest image, on white."""
+    w = max(im.width for im in images)
+    h = max(im.height for im in images)
+    cols = min(cols, len(images))
     rows = (len(images) + cols - 1) // cols
     out = Image.new("RGB", (cols * w, rows * h), (255, 255, 255))
     for i, im in enumerate(images):

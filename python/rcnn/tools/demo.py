@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-root", type=Path, default=None,
                     help="COCO: the folder the JSON's file_names are relative to")
     ap.add_argument("--count", type=int, default=6, help="images taken from --data")
+    ap.add_argument("--classes", nargs="+", default=None, metavar="NAME",
+                    help="the class names (background left out) to label --images with, "
+                         "when no --data gives them")
     ap.add_argument("--thresh", type=float, default=0.5, help="score threshold")
     ap.add_argument("--out", required=True, help="PNG: a grid of all images")
     add_config_args(ap)
@@ -57,7 +60,7 @@ def _demo(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     check_weights_fit_prototxt(args.weights, args.net, config, "--weights")
     items = [(str(check_file(p, "--images")), None) for p in args.images]
-    classes = None
+    classes = ("__background__", *args.classes) if args.classes else None
     if args.data:
         imdb = open_dataset(args.data, args.imageset, args.image_root)
         classes = imdb.classes
