@@ -11,9 +11,10 @@ Trains and evaluates, with the same data, schedule and seeds:
 - roialign_ave: the box-only model with the box head's RoIAlign settings, for box AP and
   cost.
 Prints mask AP, AP50, AP75, APs and box AP as mean +- std over seeds with training seconds
-per iteration and test seconds per image, then times one training iteration of the mask
-model against the box-only model on one thread (rcnn.bench.train_cost, in alternation), and
-writes summary.json and ap.png (the layout of bench_detect's). Finished runs are kept.
+per iteration and test seconds per image, then times one training iteration (rcnn.bench.
+train_cost) and inference per image (rcnn.bench.test_cost: detections, and masks pasted and
+encoded) of the mask models against the box-only model, on one thread and in alternation,
+and writes summary.json and ap.png (the layout of bench_detect's). Finished runs are kept.
 """
 from __future__ import annotations
 
@@ -37,12 +38,12 @@ METRIC_NAMES = {"mask_ap": "mask AP", "mask_ap50": "mask AP50", "mask_ap75": "ma
                 "ap75": "box AP75"}
 
 
-def train_cost_one_thread(variants: list[str], out: Path) -> dict:
-    """rcnn.bench.train_cost on the synthetic set in a one-thread process (OpenMP and
-    OpenBLAS limited to 1 before Caffe loads)."""
+def one_thread(module: str, args: list[str], out: Path) -> dict:
+    """`python -m module args --out out` in a one-thread process (OpenMP and OpenBLAS limited
+    to 1 before Caffe loads); its JSON."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "rcnn.bench.train_cost", "--dataset", "default",
-                    "--variants", *variants, "--out", str(out)], check=True, env=env)
+    subprocess.run([sys.executable, "-m", module, *args, "--out", str(out)], check=True,
+                   env=env)
     return json.loads(out.read_text())
 
 
@@ -83,15 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     if {"mask_roialign", BOX_ONLY} <= summary.keys():
         goals["box_ap_mask_minus_box_only"] = (summary["mask_roialign"]["ap"]["mean"]
                                                - summary[BOX_ONLY]["ap"]["mean"])
-        goals["test_seconds_per_image_ratio"] = (
-            summary["mask_roialign"]["test_seconds_per_image"]["mean"]
-            / summary[BOX_ONLY]["test_seconds_per_image"]["mean"])
         if not args.no_cost:
-            cost = train_cost_one_thread([BOX_ONLY, "mask_roialign", "mask_fpn_roialign"],
-                                         out / "train_cost_1thread.json")
+            timed = [v for v in (BOX_ONLY, "mask_roialign", "mask_fpn_roialign")
+                     if v in summary]
+            cost = one_thread("rcnn.bench.train_cost", ["--dataset", "default", "--data",
+                                                        args.data, "--variants", *timed],
+                              out / "train_cost_1thread.json")
             goals["train_iteration_ratio_1thread"] = (
                 cost["variants"]["mask_roialign"]["ratio_to_first"])
             goals["train_cost_1thread"] = cost
+            seed = args.seeds[0]
+            models = [a for v in timed for a in (
+                "--model", v, str(nets[v]["test"]),
+                str(out / f"{v}_seed{seed}" / f"{v}_iter_{args.iters}.caffemodel"))]
+            cost = one_thread("rcnn.bench.test_cost", ["--data", args.data, *models],
+                              out / "test_cost_1thread.json")
+            goals["test_image_ratio_1thread"] = cost["models"]["mask_roialign"]["ratio_to_first"]
+            goals["test_cost_1thread"] = cost
     for k, v in goals.items():
         if not isinstance(v, dict):
             print(f"{k}: {v:+.3f}" if "minus" in k else f"{k}: x{v:.2f}")
