@@ -81,7 +81,7 @@ def test_a_batch_without_foreground_rois_trains(caffe, nets, tiny_data):
     assert net.blobs["mask_logits"].data.shape == (0, 5, 28, 28)
     assert float(net.blobs["loss_mask"].data) == 0.0
     assert np.isfinite(float(net.blobs["loss_cls"].data))
-    for name in ("mask_conv1", "mask_conv2", "mask_deconv", "mask_logits"):
+    for name in ("mask_reduce", "mask_conv1", "mask_conv2", "mask_deconv", "mask_logits"):
         for b in net.params[name]:
             assert (b.diff == 1.0).all(), name
 

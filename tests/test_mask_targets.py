@@ -1,6 +1,9 @@
 """Mask targets and mask pasting (rcnn.masks) against independent references: onnxruntime's
-RoiAlign (half_pixel, adaptive sampling) on the ground-truth bitmap, and per-pixel numpy loops
-written from the definitions (Detectron2's mask targets and paste_masks_in_image)."""
+RoiAlign (half_pixel, adaptive sampling) on the ground-truth bitmap, scipy's
+map_coordinates (linear, zero padding) for pasting, identities that fix the pixel convention
+(a box of exactly M pixels: the target is the bitmap's crop, the paste is the mask itself),
+and per-pixel loops written from the definitions (Detectron2's mask targets and
+paste_masks_in_image)."""
 import math
 
 import numpy as np
@@ -92,7 +95,6 @@ def test_roi_align_bitmap_equals_onnxruntime(seed):
     bitmap = (rng.random((h, w)) > 0.5).astype(np.float32)
     xy = rng.uniform(-5, 50, (12, 2, 2))
     boxes = np.concatenate([xy.min(1), xy.max(1) + rng.uniform(0.5, 30, (12, 2))], 1)
-    boxes = boxes[:, [0, 1, 2, 3]]
     op = roi_align_op((1, 1, h, w), (m, m), 1.0, 0, half_pixel=True, threads=1)
     ref = op(bitmap[None, None], np.hstack([np.zeros((12, 1)), boxes]).astype(np.float32))
     ours = np.stack([roi_align_bitmap(bitmap, b, m) for b in boxes])
@@ -190,3 +192,45 @@ def test_paste_of_a_target_gives_the_mask_back():
     iou = (back & gt).sum() / (back | gt).sum()
     assert iou > 0.95
     assert paste_mask(target, np.array([200.0, 200, 230, 230]), h, w).sum() == 0
+
+
+def test_a_box_of_m_pixels_gives_the_crop_and_pastes_back_the_mask_itself():
+    """Fixes the convention: the inclusive box [x1, x1 + M - 1] covers M pixels, each one
+    cell of the M x M target; pasting puts cell (i, j) back on pixel (y1 + i, x1 + j)."""
+    rng = np.random.default_rng(3)
+    m = 12
+    bitmap = (rng.random((40, 50)) > 0.5).astype(np.float32)
+    box = np.array([17.0, 9.0, 17.0 + m - 1, 9.0 + m - 1])
+    target = mask_targets(box[None], np.array([1]), bitmap[None], np.array([0]), 2, m)[0, 1]
+    np.testing.assert_array_equal(target, bitmap[9:9 + m, 17:17 + m])
+    prob = rng.random((m, m))
+    pasted = paste_mask(prob, box, 40, 50)
+    expected = np.zeros((40, 50), np.uint8)
+    expected[9:9 + m, 17:17 + m] = prob >= 0.5
+    np.testing.assert_array_equal(pasted, expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_paste_equals_scipy_map_coordinates(seed):
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(seed)
+    h, w, m = 50, 70, 28
+    prob = rng.random((m, m))
+    for _ in range(20):
+        x1, y1 = rng.uniform(-10, 60), rng.uniform(-10, 40)
+        box = np.array([x1, y1, x1 + rng.uniform(0, 40), y1 + rng.uniform(0, 30)])
+        x2, y2 = box[2] + 1, box[3] + 1
+        rr, cc = np.mgrid[0:h, 0:w] + 0.5
+        v = (rr - y1) / (y2 - y1) * m - 0.5
+        u = (cc - x1) / (x2 - x1) * m - 0.5
+        ref = map_coordinates(prob, [v, u], order=1, mode="grid-constant", cval=0.0) >= 0.5
+        inside = (cc > np.floor(x1)) & (cc < np.ceil(x2)) & (rr > np.floor(y1)) & (rr < np.ceil(y2))
+        np.testing.assert_array_equal(paste_mask(prob, box, h, w), ref & inside)
+
+
+def test_foreground_targets_refuse_a_label_that_is_not_the_matched_box_class():
+    gt_masks = np.zeros((1, 20, 20), np.float32)
+    with pytest.raises(ValueError, match="labelled 2"):
+        foreground_mask_targets(np.array([[0, 2, 2, 10, 10]], np.float32), np.array([2]),
+                                np.array([[2, 2, 10, 10, 1]], np.float32), gt_masks, 1.0, 3, 7)

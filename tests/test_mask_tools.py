@@ -86,3 +86,20 @@ def test_demo_draws_mixed_sizes_and_16_bit_images_as_the_detector_sees_them(trai
     # the 16-bit grey image drawn at 40000 >> 8 = 156, not white
     cell = picture[:200, 1200:1400]
     assert abs(int(np.median(cell)) - 156) <= 1
+
+
+def test_overlay_mask_fills_translucently_and_outlines():
+    from rcnn.plots import overlay_mask
+
+    im = Image.new("RGB", (20, 10), (0, 0, 0))
+    mask = np.zeros((10, 20), np.uint8)
+    mask[2:8, 5:15] = 1
+    out = np.asarray(overlay_mask(im, mask, (200, 100, 0), alpha=0.5)).astype(int)
+    assert (out[5, 10] == [100, 50, 0]).all()        # inside: half the colour
+    assert (out[2, 10] == [200, 100, 0]).all()       # the outline: the colour
+    assert (out[5, 5] == [200, 100, 0]).all()
+    assert (out[0, 0] == 0).all() and (out[9, 19] == 0).all()   # outside: untouched
+    big = np.asarray(overlay_mask(Image.new("RGB", (40, 20)), mask, (255, 0, 0)))
+    assert big[4:16, 10:30, 0].min() > 0 and big[:4].max() == 0   # enlarged with the picture
+    with pytest.raises(ValueError, match="mask on a"):
+        overlay_mask(Image.new("RGB", (30, 10)), mask, (255, 0, 0))

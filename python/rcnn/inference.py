@@ -1,8 +1,11 @@
-"""Running a trained detector over images: im_detect, per-class NMS, the loop over a
-dataset, and for a Mask R-CNN test net the masks of the final detections (im_segment)."""
+"""Running a trained detector on an image: im_detect, per-class NMS, and for a Mask R-CNN
+test net the masks of the final detections (im_segment). The loop over a dataset is
+rcnn.pipeline.detect_dataset."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -17,13 +20,22 @@ MASK_ROIS = "mask_rois"   # a Mask R-CNN test net's input: the boxes to segment
 
 
 def mask_branch_start(net) -> int | None:
-    """The index of the first layer of a test net's mask branch (the first layer that makes
-    or reads the mask_rois input; rcnn.models puts the branch after the box head), or None
-    for a net without one."""
-    for i, name in enumerate(net._layer_names):
-        if MASK_ROIS in net.top_names[name] or MASK_ROIS in net.bottom_names[name]:
-            return i
-    return None
+    """The index of the first layer of a test net's mask branch (the first layer that reads
+    the mask_rois input), or None for a net without one. Raises ValueError when a layer
+    the detections need (making rois, cls_prob or bbox_pred) comes after it: the branch must
+    follow the box head (as rcnn.models places it), so that detection can stop before it."""
+    names = list(net._layer_names)
+    start = next((i for i, name in enumerate(names) if MASK_ROIS in net.bottom_names[name]),
+                 None)
+    if start is None:
+        return None
+    late = [name for name in names[start:]
+            if {"rois", "cls_prob", "bbox_pred"} & set(net.top_names[name])]
+    if late:
+        raise ValueError(f"the test net's mask branch starts at layer '{names[start]}', before "
+                         f"layer(s) {', '.join(late)} of the detection: put the mask branch "
+                         "after the box head")
+    return start
 
 
 def im_detect(net, im: np.ndarray, test: AttrDict,
@@ -54,7 +66,8 @@ def im_detect(net, im: np.ndarray, test: AttrDict,
 
 
 def im_segment(net, dets: list[np.ndarray], height: int, width: int, score_thresh: float = 0.0,
-               threshold: float = 0.5) -> list[list[np.ndarray | None]]:
+               threshold: float = 0.5,
+               encode: Callable[[np.ndarray], Any] | None = None) -> list[list[Any]]:
     """The masks of one image's final detections, from the Mask R-CNN test net that im_detect
     has just run on it (its input scale and features are reused).
 
@@ -62,15 +75,16 @@ def im_segment(net, dets: list[np.ndarray], height: int, width: int, score_thres
     Each detection scoring at least score_thresh (the config's TEST.MASK_SCORE_THRESH) goes
     through the mask branch at its box; its class's channel of mask_prob (the sigmoid of the
     logits, M x M) is pasted into the height x width image at the box (rcnn.masks.paste:
-    bilinear, then >= threshold). Returns masks[c][k], (height, width) uint8 0 / 1, or None
-    for a detection under score_thresh, aligned with dets[c]; masks[0] is empty. Raises
-    ValueError for a net without a mask branch."""
+    bilinear, then >= threshold). Returns masks[c][k], (height, width) uint8 0 / 1 (or
+    encode(mask), made as soon as the mask is pasted, so that only one image-sized mask
+    exists at a time), or None for a detection under score_thresh, aligned with dets[c];
+    masks[0] is empty. Raises ValueError for a net without a mask branch."""
     from rcnn.masks.paste import paste_mask
 
     start = mask_branch_start(net)
     if start is None:
         raise ValueError("im_segment: the test net has no mask branch (no 'mask_rois' input)")
-    masks: list[list[np.ndarray | None]] = [[None] * len(d) for d in dets]
+    masks: list[list[Any]] = [[None] * len(d) for d in dets]
     which = [(c, k) for c, d in enumerate(dets) for k in np.where(d[:, 4] >= score_thresh)[0]]
     if not which:
         return masks
@@ -82,7 +96,8 @@ def im_segment(net, dets: list[np.ndarray], height: int, width: int, score_thres
     net.forward(start=net._layer_names[start])
     prob = net.blobs["mask_prob"].data
     for j, ((c, k), box) in enumerate(zip(which, boxes, strict=True)):
-        masks[c][k] = paste_mask(prob[j, c], box, height, width, threshold)
+        m = paste_mask(prob[j, c], box, height, width, threshold)
+        masks[c][k] = encode(m) if encode else m
     return masks
 
 

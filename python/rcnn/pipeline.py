@@ -95,7 +95,7 @@ class Detections:
     a net without a mask branch); mean seconds per image."""
 
     boxes: list[list[np.ndarray]]
-    masks: list[list[list[dict[str, Any]]]] | None
+    masks: list[list[list[dict[str, Any] | None]]] | None
     seconds_per_image: float
 
 
@@ -118,9 +118,10 @@ def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: Att
         for c, d in enumerate(dets):
             boxes[c].append(d)
         if masks is not None:
-            segmented = im_segment(net, dets, im.shape[0], im.shape[1], test.MASK_SCORE_THRESH)
+            segmented = im_segment(net, dets, im.shape[0], im.shape[1], test.MASK_SCORE_THRESH,
+                                   encode=encode_rle)
             for c, ms in enumerate(segmented):
-                masks[c].append([None if m is None else encode_rle(m) for m in ms])
+                masks[c].append(ms)
         if (i + 1) % log_every == 0 or i + 1 == len(roidb):
             log.info("im_detect %s", progress.line(i + 1))
     return Detections(boxes, masks, (time.monotonic() - t0) / max(len(roidb), 1))

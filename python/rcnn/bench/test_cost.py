@@ -39,8 +39,8 @@ def time_models(models: dict[str, tuple[str, str]], images: list[np.ndarray],
     def one(net, im):
         dets = detections_per_class(*im_detect(net, im, config.TEST, means), config.TEST)
         if mask_branch_start(net) is not None:
-            for ms in im_segment(net, dets, *im.shape[:2], config.TEST.MASK_SCORE_THRESH):
-                [encode_rle(m) for m in ms if m is not None]
+            im_segment(net, dets, *im.shape[:2], config.TEST.MASK_SCORE_THRESH,
+                       encode=encode_rle)
 
     for net in nets.values():
         one(net, images[0])

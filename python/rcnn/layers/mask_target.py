@@ -34,9 +34,10 @@ class MaskTargetLayer(caffe.Layer):
         top[1].reshape(1, self._num_classes, self._size, self._size)
 
     def forward(self, bottom, top):
-        rois, labels, gt_boxes, gt_masks, im_info = (
+        rois, labels, gt_boxes, im_info = (
             check_finite("MaskTargetLayer", name, bottom[i].data)
-            for i, name in enumerate(("rois", "labels", "gt_boxes", "gt_masks", "im_info")))
+            for i, name in ((0, "rois"), (1, "labels"), (2, "gt_boxes"), (4, "im_info")))
+        gt_masks = bottom[3].data   # 0 / 1 / -1 from RoIDataLayer: nothing to check
         mask_rois, targets = foreground_mask_targets(
             rois.reshape(-1, 5), labels.ravel(), gt_boxes.reshape(-1, 5),
             gt_masks.reshape(-1, *gt_masks.shape[-2:]), float(im_info[0, 2]),

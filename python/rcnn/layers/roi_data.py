@@ -36,7 +36,7 @@ class RoIDataLayer(caffe.Layer):
                        self._train.MAX_SIZE)
         top[1].reshape(1, 3)
         top[2].reshape(1, 5)
-        if len(top) == 4:
+        if len(top) == 4:   # a placeholder: each forward gives (G, H, W) of the original image
             top[3].reshape(1, max(self._train.SCALES), self._train.MAX_SIZE)
 
     def set_roidb(self, roidb: list[dict[str, Any]]) -> None:

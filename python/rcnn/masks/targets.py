@@ -112,14 +112,19 @@ def foreground_mask_targets(rois: np.ndarray, labels: np.ndarray, gt_boxes: np.n
     image (divided by scale)."""
     from rcnn.boxes import bbox_overlaps
 
-    fg = np.where(np.asarray(labels).ravel() > 0)[0]
+    labels = np.asarray(labels).ravel()
+    fg = np.where(labels > 0)[0]
     mask_rois = np.asarray(rois, np.float32)[fg].reshape(-1, 5)
     if fg.size == 0:
-        return mask_rois, mask_targets(np.zeros((0, 4)), fg, gt_masks, fg, num_classes, size)
+        return mask_rois, np.full((0, num_classes, size, size), IGNORE, np.float32)
     if gt_boxes.shape[0] == 0:
         raise ValueError("mask targets: foreground RoIs but no ground-truth boxes")
     gt_index = bbox_overlaps(mask_rois[:, 1:5].astype(np.float64),
                              gt_boxes[:, :4].astype(np.float64)).argmax(axis=1)
+    # the sampler labelled each RoI with its best-overlap box's class: the same box here
+    wrong = np.where(gt_boxes[gt_index, 4] != labels[fg])[0]
+    if wrong.size:
+        raise ValueError(f"mask targets: RoI {fg[wrong[0]]} is labelled {labels[fg[wrong[0]]]} "
+                         f"but overlaps most a box of class {gt_boxes[gt_index[wrong[0]], 4]}")
     boxes = mask_rois[:, 1:5].astype(np.float64) / scale
-    return mask_rois, mask_targets(boxes, np.asarray(labels).ravel()[fg], gt_masks, gt_index,
-                                   num_classes, size)
+    return mask_rois, mask_targets(boxes, labels[fg], gt_masks, gt_index, num_classes, size)
