@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(out / f"{v}_seed{seed}" / f"{v}_iter_{args.iters}.caffemodel"))]
             cost = one_thread("rcnn.bench.test_cost", ["--data", args.data, *models],
                               out / "test_cost_1thread.json")
-            goals["test_image_ratio_1thread"] = cost["models"]["mask_roialign"]["ratio_to_first"]
+            goals["test_image_ratio_1thread"] = (
+                cost["variants"]["mask_roialign"]["ratio_to_first"])
             goals["test_cost_1thread"] = cost
     for k, v in goals.items():
         if not isinstance(v, dict):

@@ -5,17 +5,15 @@ same images, timed in alternation so that all see the same machine load.
     python -m rcnn.bench.test_cost --model NAME TEST_PROTOTXT WEIGHTS [--model ...]
         [--data data/synthetic] [--images 50] [--rounds 3] [--out test_cost.json]
 
-Prints and writes the median seconds per image of each model and the ratio to the first.
+Prints and writes (rcnn.bench.timing) the median seconds per image of each model and the
+ratio to the first.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -64,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="output/bench/test_cost.json")
     args = ap.parse_args(argv)
+    from rcnn.bench.timing import write_timings
     from rcnn.config import load
     from rcnn.datasets import open_dataset
     from rcnn.datasets.images import read_image_bgr
@@ -75,19 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     images = [read_image_bgr(e["image"], (e["width"], e["height"])) for e in roidb]
     models = {name: (net, weights) for name, net, weights in args.model}
     times = time_models(models, images, args.rounds, load(SMALL_CONFIG))
-    first = float(np.median(times[args.model[0][0]]))
-    result = {"images": len(images), "rounds": args.rounds,
-              "threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-              "models": {k: {"seconds_per_image_median": float(np.median(t)),
-                             "seconds_per_image_rounds": t,
-                             "ratio_to_first": float(np.median(t)) / first}
-                         for k, t in times.items()}}
-    for k, r in result["models"].items():
-        print(f"{k:<20} {r['seconds_per_image_median'] * 1e3:8.1f} ms/image  "
-              f"x{r['ratio_to_first']:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    log.info("wrote %s", args.out)
+    write_timings(times, "image", args.out, images=len(images), rounds=args.rounds)
     return 0
 
 

@@ -13,15 +13,11 @@ writes the median seconds per iteration and the ratio to the first variant.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 log = logging.getLogger("train_cost")
 
@@ -76,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--out", default="output/bench/train_cost.json")
     args = ap.parse_args(argv)
+    from rcnn.bench.timing import write_timings
     from rcnn.config import load
     from rcnn.datasets.synthetic import generate, preset
     from rcnn.models import MULTISCALE_CONFIG, SMALL_CONFIG
@@ -89,20 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         times = time_variants(solvers(args.variants, args.data, config, Path(tmp)),
                               args.iters, args.warmup, args.rounds)
-    first = float(np.median(times[args.variants[0]]))
-    result = {"input": f"{config.TRAIN.SCALES[0]} x {config.TRAIN.SCALES[0]}",
-              "threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-              "iters_per_round": args.iters, "rounds": args.rounds,
-              "variants": {v: {"seconds_per_iter_median": float(np.median(t)),
-                               "seconds_per_iter_rounds": t,
-                               "ratio_to_first": float(np.median(t)) / first}
-                           for v, t in times.items()}}
-    for v, r in result["variants"].items():
-        print(f"{v:<16} {r['seconds_per_iter_median'] * 1e3:8.1f} ms/iter  "
-              f"x{r['ratio_to_first']:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    log.info("wrote %s", args.out)
+    write_timings(times, "iter", args.out,
+                  input=f"{config.TRAIN.SCALES[0]} x {config.TRAIN.SCALES[0]}",
+                  iters_per_round=args.iters, rounds=args.rounds)
     return 0
 
 
