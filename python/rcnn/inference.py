@@ -25,12 +25,13 @@ def mask_branch_start(net) -> int | None:
     the detections need (making rois, cls_prob or bbox_pred) comes after it: the branch must
     follow the box head (as rcnn.models places it), so that detection can stop before it."""
     names = list(net._layer_names)
-    start = next((i for i, name in enumerate(names) if MASK_ROIS in net.bottom_names[name]),
-                 None)
+    bottoms = net.bottom_names   # (pycaffe builds these dicts anew on every access)
+    start = next((i for i, name in enumerate(names) if MASK_ROIS in bottoms[name]), None)
     if start is None:
         return None
+    tops = net.top_names
     late = [name for name in names[start:]
-            if {"rois", "cls_prob", "bbox_pred"} & set(net.top_names[name])]
+            if {"rois", "cls_prob", "bbox_pred"} & set(tops[name])]
     if late:
         raise ValueError(f"the test net's mask branch starts at layer '{names[start]}', before "
                          f"layer(s) {', '.join(late)} of the detection: put the mask branch "
@@ -73,9 +74,9 @@ def im_segment(net, dets: list[np.ndarray], height: int, width: int, score_thres
 
     dets[c]: (K_c, 5) detections of class c in image coordinates (detections_per_class).
     Each detection scoring at least score_thresh (the config's TEST.MASK_SCORE_THRESH) goes
-    through the mask branch at its box; its class's channel of mask_prob (the sigmoid of the
-    logits, M x M) is pasted into the height x width image at the box (rcnn.masks.paste:
-    bilinear, then >= threshold). Returns masks[c][k], (height, width) uint8 0 / 1 (or
+    through the mask branch at its box; the sigmoid of its class's channel of mask_logits
+    (M x M) is pasted into the height x width image at the box (rcnn.masks.paste: bilinear,
+    then >= threshold). Returns masks[c][k], (height, width) uint8 0 / 1 (or
     encode(mask), made as soon as the mask is pasted, so that only one image-sized mask
     exists at a time), or None for a detection under score_thresh, aligned with dets[c];
     masks[0] is empty. Raises ValueError for a net without a mask branch."""
@@ -94,9 +95,10 @@ def im_segment(net, dets: list[np.ndarray], height: int, width: int, score_thres
     net.blobs[MASK_ROIS].reshape(*rois.shape)
     net.blobs[MASK_ROIS].data[...] = rois
     net.forward(start=net._layer_names[start])
-    prob = net.blobs["mask_prob"].data
+    logits = net.blobs["mask_logits"].data
     for j, ((c, k), box) in enumerate(zip(which, boxes, strict=True)):
-        m = paste_mask(prob[j, c], box, height, width, threshold)
+        prob = 1.0 / (1.0 + np.exp(-logits[j, c].astype(np.float64)))
+        m = paste_mask(prob, box, height, width, threshold)
         masks[c][k] = encode(m) if encode else m
     return masks
 

@@ -189,7 +189,8 @@ def _mask_branch(n, L, roi_feature, num_classes: int, train: bool,
     Train: MaskTargetLayer picks the foreground RoIs (mask_rois) of the box head's sample and
     their targets; the loss is SigmoidCrossEntropyLoss over the RoI's class channel (the
     others are -1, ignored), averaged over the valid pixels. Test: mask_rois is an input
-    (the detections, in the input image's coordinates) and mask_prob the per-class sigmoid.
+    (the detections, in the input image's coordinates) and mask_logits the output (the
+    sigmoid is taken of each detection's class channel only, rcnn.inference.im_segment).
     `roi_feature(rois, pooled)` makes the RoI layer that pools the 14 x 14 features."""
     from caffe import params as P
 
@@ -221,8 +222,6 @@ def _mask_branch(n, L, roi_feature, num_classes: int, train: bool,
         n.loss_mask = L.SigmoidCrossEntropyLoss(
             n.mask_logits, n.mask_targets, propagate_down=[True, False], loss_weight=1,
             loss_param={"ignore_label": -1, "normalization": P.Loss.VALID})
-    else:
-        n.mask_prob = L.Sigmoid(n.mask_logits)
 
 
 def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, Any],

@@ -14,21 +14,26 @@ import numpy as np
 from rcnn.masks.targets import continuous_boxes
 
 
-def _taps(u: np.ndarray, size: int):
-    """Bilinear taps of positions u over 0..size-1 with zero padding: indices (clipped) and
-    weights (0 for a tap outside)."""
+def _interpolation(u: np.ndarray, size: int) -> np.ndarray:
+    """(len(u), size): row k holds the bilinear weights of position u[k] (pixel-index
+    coordinates of a 0..size-1 grid) on its two neighbours, zero padding outside the grid."""
     lo = np.floor(u).astype(np.int64)
     frac = u - lo
-    w_lo = np.where((lo >= 0) & (lo < size), 1.0 - frac, 0.0)
-    w_hi = np.where((lo + 1 >= 0) & (lo + 1 < size), frac, 0.0)
-    return np.clip(lo, 0, size - 1), np.clip(lo + 1, 0, size - 1), w_lo, w_hi
+    w = np.zeros((u.size, size))
+    rows = np.arange(u.size)
+    inside = (lo >= 0) & (lo < size)
+    w[rows[inside], lo[inside]] = 1.0 - frac[inside]
+    inside = (lo + 1 >= 0) & (lo + 1 < size)
+    w[rows[inside], lo[inside] + 1] = frac[inside]
+    return w
 
 
 def paste_mask(prob: np.ndarray, box: np.ndarray, height: int, width: int,
                threshold: float = 0.5) -> np.ndarray:
     """(height, width) uint8 0/1: the (M, M) probabilities `prob` of one detection pasted at
     its inclusive pixel box [x1, y1, x2, y2] (image coordinates) and thresholded (>= threshold).
-    Pixels outside the box's extent are 0; a box outside the image gives an empty mask."""
+    Pixels outside the box's extent are 0; a box outside the image gives an empty mask.
+    Bilinear resampling is separable: rows, then columns (two small matrix products)."""
     out = np.zeros((height, width), dtype=np.uint8)
     mh, mw = prob.shape
     x1, y1, x2, y2 = continuous_boxes(np.asarray(box, np.float64).reshape(1, 4))[0]
@@ -41,12 +46,6 @@ def paste_mask(prob: np.ndarray, box: np.ndarray, height: int, width: int,
         return out
     u = (np.arange(c0, c1) + 0.5 - x1) / (x2 - x1) * mw - 0.5
     v = (np.arange(r0, r1) + 0.5 - y1) / (y2 - y1) * mh - 0.5
-    ul, uh, wul, wuh = _taps(u, mw)
-    vl, vh, wvl, wvh = _taps(v, mh)
-    p = prob.astype(np.float64)
-    val = (wvl[:, None] * (wul[None, :] * p[vl[:, None], ul[None, :]]
-                           + wuh[None, :] * p[vl[:, None], uh[None, :]])
-           + wvh[:, None] * (wul[None, :] * p[vh[:, None], ul[None, :]]
-                             + wuh[None, :] * p[vh[:, None], uh[None, :]]))
+    val = _interpolation(v, mh) @ prob.astype(np.float64) @ _interpolation(u, mw).T
     out[r0:r1, c0:c1] = val >= threshold
     return out
