@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
                 cost["variants"]["mask_roialign"]["ratio_to_first"])
             goals["train_cost_1thread"] = cost
             seed = args.seeds[0]
-            models = [a for v in timed for a in (
+            model_args = [a for v in timed for a in (
                 "--model", v, str(nets[v]["test"]),
                 str(out / f"{v}_seed{seed}" / f"{v}_iter_{args.iters}.caffemodel"))]
-            cost = one_thread("rcnn.bench.test_cost", ["--data", args.data, *models],
+            cost = one_thread("rcnn.bench.test_cost", ["--data", args.data, *model_args],
                               out / "test_cost_1thread.json")
             goals["test_image_ratio_1thread"] = (
                 cost["variants"]["mask_roialign"]["ratio_to_first"])

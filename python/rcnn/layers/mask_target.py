@@ -52,5 +52,3 @@ class MaskTargetLayer(caffe.Layer):
 
     def reshape(self, bottom, top):
         pass
-
-

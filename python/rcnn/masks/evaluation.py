@@ -8,7 +8,7 @@ import numpy as np
 
 
 def segm_results(boxes: Sequence[Sequence[np.ndarray]],
-                 masks: Sequence[Sequence[Sequence[dict[str, Any]]]],
+                 masks: Sequence[Sequence[Sequence[dict[str, Any] | None]]],
                  image_ids: Sequence[int], category_ids: Sequence[int]) -> list[dict[str, Any]]:
     """boxes[c][i]: (K, 5) detections of class c in image i (the score is column 4);
     masks[c][i]: their K masks as COCO RLE, None for a detection that was not segmented
