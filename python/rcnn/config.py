@@ -68,6 +68,22 @@ DEFAULTS: dict[str, Any] = {
         "RPN_MIN_SIZE": 16,
         "RPN_BBOX_INSIDE_WEIGHTS": (1.0, 1.0, 1.0, 1.0),
         "RPN_POSITIVE_WEIGHT": -1.0,
+        # Augmentation (rcnn.augment). Scale jitter: a shorter side drawn uniformly from
+        # [lo, hi] per minibatch instead of one of SCALES (empty: SCALES).
+        "SCALE_RANGE": (),
+        # albumentations transforms, each {"name": <albumentations class>, **its arguments},
+        # applied in order at native resolution to the image, its boxes and its masks before
+        # the resize to the training scale (empty: none; flips stay USE_FLIPPED's).
+        "AUGMENT": (),
+        # a box cut by a crop (a window or a crop transform) is clipped to it when at least
+        # this fraction of its area is inside, and dropped otherwise
+        "CROP_MIN_VISIBILITY": 0.5,
+        # Large images: an image with a side over WINDOW_SIZE pixels is trained on as windows
+        # of WINDOW_SIZE x WINDOW_SIZE at native resolution, a grid overlapping by
+        # WINDOW_OVERLAP (a fraction of the size), each drawn at a random offset around its
+        # grid position (0: off, the whole image is resized).
+        "WINDOW_SIZE": 0,
+        "WINDOW_OVERLAP": 0.25,
     },
     "TEST": {
         "SCALES": (600,),
@@ -86,6 +102,15 @@ DEFAULTS: dict[str, Any] = {
         # a Mask R-CNN segments the detections scoring at least this (Detectron2's
         # SCORE_THRESH_TEST); the others keep their box and have no mask (0: segment all)
         "MASK_SCORE_THRESH": 0.05,
+        # Sliced inference (rcnn.sliced): images with a side over SLICE_SIZE pixels are run
+        # as overlapping SLICE_SIZE x SLICE_SIZE windows at native resolution (0: off),
+        # optionally plus the whole image resized (SLICE_FULL_IMAGE); detections are mapped
+        # back and merged per class by SLICE_MERGE ("nms" or "greedy_nmm") at SLICE_MERGE_IOU.
+        "SLICE_SIZE": 0,
+        "SLICE_OVERLAP": 0.25,
+        "SLICE_FULL_IMAGE": False,
+        "SLICE_MERGE": "nms",
+        "SLICE_MERGE_IOU": 0.5,
     },
     "DEDUP_BOXES": 1.0 / 16.0,
     "PIXEL_MEANS": ((102.9801, 115.9465, 122.7717),),  # BGR, as in py-faster-rcnn
