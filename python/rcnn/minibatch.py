@@ -2,6 +2,8 @@
 trains on."""
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,30 +28,112 @@ def gt_mask_blob(entry: dict[str, Any], objects: np.ndarray) -> np.ndarray:
     return masks
 
 
+# Decoded large images, for their windows: a 2300 x 2500 PNG takes ~0.25 s to decode, more
+# than a training iteration on one of its windows. The last _CACHED images are kept.
+_CACHED = 2
+_cache: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+
+
+def read_window_source(entry: dict[str, Any]) -> np.ndarray:
+    """read_image_bgr of a windowed entry's image, from a cache of the last few."""
+    key = (str(entry["image"]), int(entry["width"]), int(entry["height"]))
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    im = read_image_bgr(entry["image"], (entry["width"], entry["height"]))
+    im.setflags(write=False)
+    _cache[key] = im
+    while len(_cache) > _CACHED:
+        _cache.popitem(last=False)
+    return im
+
+
+def target_scale(train: AttrDict, rng: np.random.Generator) -> int:
+    """The shorter side this minibatch's image is resized to: one of train.SCALES, or with
+    train.SCALE_RANGE (lo, hi) an integer drawn uniformly from [lo, hi] (scale jitter)."""
+    if train.get("SCALE_RANGE"):
+        lo, hi = (int(v) for v in train.SCALE_RANGE)
+        if not 0 < lo <= hi:
+            raise ValueError(f"TRAIN.SCALE_RANGE: expected (lo, hi) with 0 < lo <= hi, got "
+                             f"{tuple(train.SCALE_RANGE)}")
+        return int(rng.integers(lo, hi + 1))
+    return train.SCALES[int(rng.integers(len(train.SCALES)))]
+
+
+def _augmented(entry: dict[str, Any], im: np.ndarray, fg: np.ndarray,
+               rng: np.random.Generator, train: AttrDict, transforms: Sequence[Any],
+               with_masks: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                          np.ndarray | None]:
+    """The entry's image, boxes (G, 4), classes (G,) and masks (G, H, W; -1 where an object
+    has no mask) after its window and train.AUGMENT. A draw that leaves no box is redrawn;
+    after 10 such draws the window is taken at its grid position without transforms and
+    with every box it touches."""
+    from rcnn.augment import augment, jittered_window, objects_in
+    from rcnn.datasets.imdb import select_objects
+    from rcnn.datasets.masks import instance_masks
+
+    boxes = np.asarray(entry["boxes"], dtype=np.float32)
+    min_visibility = float(train.CROP_MIN_VISIBILITY)
+    for attempt in range(11):
+        last = attempt == 10
+        window = None
+        if "window" in entry:
+            window = tuple(entry["window"]) if last else jittered_window(entry, rng)
+        objs = fg[objects_in(boxes[fg], window)] if window is not None else fg
+        masks = instance_masks(select_objects(entry, objs)) if with_masks else None
+        out = augment(im, boxes[objs], masks, [] if last else transforms, rng,
+                      0.0 if last else min_visibility, window)
+        if len(out.keep) or last:
+            break
+    kept = objs[out.keep]
+    gt_masks = None
+    if with_masks:
+        gt_masks = out.masks.astype(np.float32)
+        segms = entry.get("segms") or [None] * len(entry["boxes"])
+        for k, i in enumerate(kept):
+            if segms[i] is None:
+                gt_masks[k] = -1.0
+    return out.im, out.boxes, np.asarray(entry["gt_classes"])[kept], gt_masks
+
+
 def get_minibatch(roidb: list[dict[str, Any]], rng: np.random.Generator,
                   train: AttrDict, pixel_means: np.ndarray,
-                  with_masks: bool = False) -> dict[str, np.ndarray]:
+                  with_masks: bool = False,
+                  transforms: Sequence[Any] = ()) -> dict[str, np.ndarray]:
     """data (1, 3, H, W), im_info (1, 3) = [height, width, scale], gt_boxes (G, 5) =
-    [x1, y1, x2, y2, class] in the scaled image, for an end-to-end (RPN) minibatch. The
-    image is scaled to one of train.SCALES (chosen with rng), at most train.MAX_SIZE.
-    with_masks adds gt_masks (G, H0, W0), gt_mask_blob's masks of the G objects at the
-    original image size (a Mask R-CNN's train net)."""
+    [x1, y1, x2, y2, class] in the scaled image, for an end-to-end (RPN) minibatch.
+
+    The entry's image is flipped if the entry is, cut to its window (rcnn.augment's
+    training windows) and passed through `transforms` (rcnn.augment.build_transforms of
+    train.AUGMENT) when it has either, then scaled to target_scale() (chosen with rng), at
+    most train.MAX_SIZE. with_masks adds gt_masks (G, H0, W0), the objects' masks at the
+    size of the image before that scaling (gt_mask_blob's values; a Mask R-CNN's train net).
+    Without windows and transforms, rng draws only the scale (py-faster-rcnn's minibatch)."""
     if len(roidb) != 1:
         raise ValueError(f"RoIDataLayer: end-to-end training takes one image per batch, got "
                          f"{len(roidb)} (set TRAIN.IMS_PER_BATCH: 1)")
     entry = roidb[0]
-    target = train.SCALES[int(rng.integers(len(train.SCALES)))]
-    im = read_image_bgr(entry["image"], (entry["width"], entry["height"]))
+    target = target_scale(train, rng)
+    if "window" in entry:
+        im = read_window_source(entry)
+    else:
+        im = read_image_bgr(entry["image"], (entry["width"], entry["height"]))
     if entry.get("flipped"):
         im = im[:, ::-1]
-    im, scale = prep_image(np.ascontiguousarray(im), pixel_means, target, train.MAX_SIZE)
     fg = np.where(entry["gt_classes"] > 0)[0]
-    gt = np.zeros((len(fg), 5), dtype=np.float32)
-    gt[:, :4] = entry["boxes"][fg] * scale
-    gt[:, 4] = entry["gt_classes"][fg]
+    if transforms or "window" in entry:
+        im, boxes, classes, masks = _augmented(entry, im, fg, rng, train, transforms,
+                                               with_masks)
+    else:
+        boxes, classes = entry["boxes"][fg], entry["gt_classes"][fg]
+        masks = gt_mask_blob(entry, fg) if with_masks else None
+    im, scale = prep_image(np.ascontiguousarray(im), pixel_means, target, train.MAX_SIZE)
+    gt = np.zeros((len(boxes), 5), dtype=np.float32)
+    gt[:, :4] = boxes * scale
+    gt[:, 4] = classes
     blobs = {"data": images_to_blob([im]),
              "im_info": np.array([[im.shape[0], im.shape[1], scale]], dtype=np.float32),
              "gt_boxes": gt}
     if with_masks:
-        blobs["gt_masks"] = gt_mask_blob(entry, fg)
+        blobs["gt_masks"] = masks
     return blobs

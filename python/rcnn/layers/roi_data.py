@@ -6,6 +6,7 @@ from typing import Any
 import caffe
 import numpy as np
 
+from rcnn.augment import build_transforms, expand_windows
 from rcnn.config import cfg, pixel_means
 from rcnn.layers.params import parse_param_str
 from rcnn.minibatch import get_minibatch
@@ -13,8 +14,11 @@ from rcnn.minibatch import get_minibatch
 
 class RoIDataLayer(caffe.Layer):
     """Tops: data, im_info, gt_boxes, and for a Mask R-CNN gt_masks (a fourth top: the
-    objects' masks at the original image size, rcnn.minibatch.gt_mask_blob). Call
-    set_roidb() before the first forward."""
+    objects' masks at the image's size before its scaling, rcnn.minibatch.gt_mask_blob).
+    Call set_roidb() before the first forward. With cfg.TRAIN.WINDOW_SIZE, set_roidb() turns
+    large images into training windows (rcnn.augment.expand_windows); cfg.TRAIN.AUGMENT's
+    albumentations transforms are built at setup (a bad entry raises ValueError naming it)
+    and applied per minibatch, seeded from the layer's generator."""
 
     def setup(self, bottom, top):
         params = parse_param_str(self.param_str, "RoIDataLayer")
@@ -28,6 +32,7 @@ class RoIDataLayer(caffe.Layer):
         if len(top) not in (3, 4):
             raise ValueError(f"RoIDataLayer: expects tops data, im_info, gt_boxes (and "
                              f"gt_masks), got {len(top)}")
+        self._transforms = build_transforms(self._train.get("AUGMENT", ()))
         self._roidb: list[dict[str, Any]] = []
         self._rng = np.random.default_rng(cfg.RNG_SEED)
         self._perm = np.zeros(0, dtype=np.int64)
@@ -48,7 +53,9 @@ class RoIDataLayer(caffe.Layer):
             if not any(has_masks(e) for e in roidb):
                 raise ValueError("RoIDataLayer: the net trains masks (top gt_masks) but the "
                                  "dataset has no instance masks")
-        self._roidb = roidb
+        size = int(self._train.get("WINDOW_SIZE", 0))
+        self._roidb = (expand_windows(roidb, size, float(self._train.WINDOW_OVERLAP))
+                       if size > 0 else roidb)
         self._shuffle()
 
     def _shuffle(self) -> None:
@@ -74,7 +81,8 @@ class RoIDataLayer(caffe.Layer):
         ids = self._perm[self._cur:self._cur + per_batch]
         self._cur += per_batch
         blobs = get_minibatch([self._roidb[i] for i in ids], self._rng, self._train,
-                              self._pixel_means, with_masks="gt_masks" in self._names)
+                              self._pixel_means, with_masks="gt_masks" in self._names,
+                              transforms=self._transforms)
         for i, name in enumerate(self._names):
             top[i].reshape(*blobs[name].shape)
             top[i].data[...] = blobs[name]
