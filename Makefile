@@ -10,6 +10,8 @@
 #                     BENCH_ARGS="--dataset multiscale": single-level ROIAlign vs FPN
 #   make bench-mask   Mask R-CNN: ROIAlign vs ROIPooling vs FPN, and box-only, 3 seeds
 #                     (output/bench/mask/)
+#   make bench-real   small real dataset (tree crowns from PyPI): today's recipe vs augmented +
+#                     BatchNorm, 3 seeds (output/bench/small_real/)
 #   make clean        remove the build trees (keeps the fetched source and .venv)
 #   make distclean    remove build/ and .venv entirely
 #
@@ -50,7 +52,7 @@ BVLC_TESTS := test_net test_layer_factory test_upgrade_proto test_pooling_layer 
 TEST_BINS = $(addprefix $(TREE)/.build_release/test/,$(addsuffix .testbin,$(OUR_TESTS) $(BVLC_TESTS)))
 
 .PHONY: all deps venv fetch tree caffe env test test-cpp test-py cuda-check clean distclean lint \
-	demo models bench-roi bench-detect bench-mask
+	demo models bench-roi bench-detect bench-mask bench-real
 
 all: caffe env
 
@@ -111,6 +113,9 @@ bench-detect: all
 
 bench-mask: all
 	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.bench.mask $(BENCH_ARGS)
+
+bench-real: all
+	@. $(ENV_SH) && cd $(ROOT) && python -m rcnn.bench.small_real $(BENCH_ARGS)
 
 # Regenerate the small model's prototxts (models/small/<variant>/) from rcnn/models.py.
 models: all
