@@ -102,27 +102,49 @@ class Detections:
 def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: AttrDict,
                    means: np.ndarray, log_every: int = 50) -> Detections:
     """Detections (and, for a net with a mask branch, their masks) over the roidb's images,
-    read as the dataset reader sees them (EXIF orientation, any colour mode)."""
+    read as the dataset reader sees them (EXIF orientation, any colour mode). With
+    test.SLICE_SIZE > 0, images with a side over it are detected by sliced inference
+    (rcnn.sliced: windows at native resolution, merged), with a progress line per image
+    giving its window count."""
     from rcnn.datasets.images import read_image_bgr
     from rcnn.datasets.masks import encode_rle
     from rcnn.inference import detections_per_class, im_detect, im_segment, mask_branch_start
     from rcnn.progress import Progress
+    from rcnn.sliced import check_slice_config, full_masks, needs_slicing
+    from rcnn.sliced import detect_image as detect_sliced
 
+    slicing = int(test.SLICE_SIZE) > 0
+    if slicing:
+        check_slice_config(test)
     boxes: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
     masks = [[] for _ in range(num_classes)] if mask_branch_start(net) is not None else None
     progress = Progress(len(roidb))
     t0 = time.monotonic()
     for i, e in enumerate(roidb):
         im = read_image_bgr(e["image"], (e["width"], e["height"]))
-        dets = detections_per_class(*im_detect(net, im, test, means), test)
+        height, width = im.shape[:2]
+        if slicing and needs_slicing(height, width, int(test.SLICE_SIZE)):
+            sliced = detect_sliced(net, im, test, means, test.MASK_SCORE_THRESH
+                                   if masks is not None else None, name=str(e["image"]))
+            dets = sliced.found.dets
+            segmented = (full_masks(sliced.found.masks, height, width, encode_rle)
+                         if masks is not None and sliced.found.masks is not None else None)
+            how = (f"{sliced.windows} windows of {int(test.SLICE_SIZE)}"
+                   + (" + the whole image" if sliced.full_image else ""))
+        else:
+            dets = detections_per_class(*im_detect(net, im, test, means), test)
+            segmented = (im_segment(net, dets, height, width, test.MASK_SCORE_THRESH,
+                                    encode=encode_rle) if masks is not None else None)
+            how = "whole image"
         for c, d in enumerate(dets):
             boxes[c].append(d)
-        if masks is not None:
-            segmented = im_segment(net, dets, im.shape[0], im.shape[1], test.MASK_SCORE_THRESH,
-                                   encode=encode_rle)
+        if masks is not None and segmented is not None:
             for c, ms in enumerate(segmented):
                 masks[c].append(ms)
-        if (i + 1) % log_every == 0 or i + 1 == len(roidb):
+        if slicing:
+            log.info("im_detect %s (%d x %d): %s, %d detections | %s", e["image"], width,
+                     height, how, sum(len(d) for d in dets[1:]), progress.line(i + 1))
+        elif (i + 1) % log_every == 0 or i + 1 == len(roidb):
             log.info("im_detect %s", progress.line(i + 1))
     return Detections(boxes, masks, (time.monotonic() - t0) / max(len(roidb), 1))
 
@@ -164,6 +186,10 @@ def detect_and_evaluate(config: AttrDict, net: Path, weights: Path, data: str | 
     result = {"net": str(net), "weights": str(weights), "dataset": imdb.name,
               "num_images": len(roidb), "seconds_per_image": sec, "evaluation": "voc",
               **metrics}
+    if int(config.TEST.SLICE_SIZE) > 0:
+        result["slice"] = {k[len("SLICE_"):].lower(): config.TEST[k]
+                           for k in ("SLICE_SIZE", "SLICE_OVERLAP", "SLICE_FULL_IMAGE",
+                                     "SLICE_MERGE", "SLICE_MERGE_IOU")}
     if isinstance(imdb, COCODataset):
         coco = cocoeval(imdb.coco, coco_results(all_dets, roidb, imdb.category_ids),
                         [e["id"] for e in roidb], imdb.classes, imdb.category_ids)
@@ -271,7 +297,8 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
                        gpu: int | None = None) -> Path:
     """One PNG, a grid of the images with the detections scoring at least thresh drawn in
     colour (and ground truth boxes, where given, in white); a Mask R-CNN's detections with
-    their masks (a translucent fill and an outline)."""
+    their masks (a translucent fill and an outline). With config.TEST.SLICE_SIZE > 0, images
+    with a side over it are detected by sliced inference (rcnn.sliced)."""
     import caffe
     from PIL import Image
 
@@ -279,7 +306,12 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
     from rcnn.inference import detections_per_class, im_detect, im_segment, mask_branch_start
     from rcnn.plots import draw_detections, grid
     from rcnn.runtime import set_device
+    from rcnn.sliced import PastedMasks, check_slice_config, needs_slicing
+    from rcnn.sliced import detect_image as detect_sliced
 
+    slice_size = int(config.TEST.SLICE_SIZE)
+    if slice_size > 0:
+        check_slice_config(config.TEST)
     set_device(gpu)
     activate(config)
     test_net = caffe.Net(str(net), caffe.TEST, weights=str(weights))
@@ -290,17 +322,35 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
     pictures = []
     for path, gt in images:
         im = read_image_bgr(path)
-        scores, boxes = im_detect(test_net, im, config.TEST, means)
-        dets = detections_per_class(scores, boxes, config.TEST)
+        how = ""
+        if slice_size > 0 and needs_slicing(im.shape[0], im.shape[1], slice_size):
+            # (every detection drawn is segmented: those scoring at least thresh)
+            sliced = detect_sliced(test_net, im, config.TEST, means,
+                                   thresh if with_masks else None, name=str(path))
+            drawn = [(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])
+                     for d in sliced.found.dets]
+            dets = [d[k] for d, k in zip(sliced.found.dets, drawn, strict=True)]
+            masks = None
+            if with_masks and sliced.found.masks is not None:
+                # (pasted one at a time as they are drawn)
+                masks = [PastedMasks([p for p, ok in zip(ms, k, strict=True) if ok],
+                                     *im.shape[:2])
+                         for ms, k in zip(sliced.found.masks[1:], drawn[1:], strict=True)]
+            how = (f" ({sliced.windows} windows of {slice_size}"
+                   + (" + the whole image)" if sliced.full_image else ")"))
+        else:
+            scores, boxes = im_detect(test_net, im, config.TEST, means)
+            dets = detections_per_class(scores, boxes, config.TEST)
+            # (boxes decoded narrower than a pixel, x2 < x1, as a barely trained net's can
+            # be, are left out: nothing to draw)
+            dets = [d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])]
+                    for d in dets]
+            # (every detection drawn is segmented: im_segment's score_thresh is 0)
+            masks = im_segment(test_net, dets, *im.shape[:2])[1:] if with_masks else None
         names = classes or [f"class{c}" for c in range(len(dets))]
-        # (boxes decoded narrower than a pixel, x2 < x1, as a barely trained net's can be,
-        # are left out: nothing to draw)
-        dets = [d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])]
-                for d in dets]
-        # (every detection drawn is segmented: im_segment's score_thresh is 0)
-        masks = im_segment(test_net, dets, *im.shape[:2])[1:] if with_masks else None
         shown = [(names[c], d) for c, d in enumerate(dets) if c > 0]
-        log.info("%s: %d detections >= %.2f", path, sum(len(d) for _, d in shown), thresh)
+        log.info("%s%s: %d detections >= %.2f", path, how, sum(len(d) for _, d in shown),
+                 thresh)
         # drawn on the pixels the detector saw (any bit depth, EXIF orientation applied)
         pictures.append(draw_detections(Image.fromarray(im[:, :, ::-1]), shown, gt,
                                         masks=masks))

@@ -6,6 +6,18 @@ r"""demo: draw a trained detector's detections on images into PNG files.
 
 --weights must be a .caffemodel whose layers fit the net (checked before Caffe loads it: one
 line and exit status 2 otherwise).
+
+Large images: sliced inference (SAHI; rcnn.sliced). --slice SIZE runs each image with a side
+over SIZE pixels as overlapping SIZE x SIZE windows at native resolution, one window at a time
+through the net, and merges the windows' detections per class (a Mask R-CNN's masks pasted
+at their windows); --slice-overlap F (a fraction of SIZE, default 0.25), --slice-full-image
+(also the whole image, resized as usual), --slice-merge nms|greedy_nmm and --slice-merge-iou
+(default 0.5) set the TEST.SLICE_* config keys.
+
+    python -m rcnn.tools.demo --net models/small/roialign/test.prototxt \
+        --weights output/demo/model_iter_3000.caffemodel --images aerial.jpg \
+        --classes circle square triangle cross --cfg models/small/config.yml \
+        --out output/demo/aerial.png --slice 512 --slice-merge greedy_nmm
 """
 from __future__ import annotations
 
@@ -14,6 +26,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rcnn.sliced import add_slice_args, apply_slice_args
 from rcnn.tools.common import (
     add_config_args,
     check_file,
@@ -44,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                          "when no --data gives them")
     ap.add_argument("--thresh", type=float, default=0.5, help="score threshold")
     ap.add_argument("--out", required=True, help="PNG: a grid of all images")
+    add_slice_args(ap)
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
@@ -56,6 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
     from rcnn.weights import check_weights_fit_prototxt
 
     config = load_config(args)
+    apply_slice_args(config, args)
     check_prototxt(args.net, "--net")
     check_output_file(args.out, "--out")
     check_weights_fit_prototxt(args.weights, args.net, config, "--weights")

@@ -10,6 +10,18 @@ layers (weights of a diverged run) is one line naming the layer and exit status 
         --weights output/run/model_iter_4000.caffemodel --data data/synthetic \
         --cfg models/small/config.yml --out output/run/results.json
     python -m rcnn.tools.test_net ... --data data/synthetic/test.json ...
+
+Large images: sliced inference (SAHI; rcnn.sliced). --slice SIZE runs each image with a side
+over SIZE pixels as overlapping SIZE x SIZE windows at native resolution, one window at a time
+through the net, and merges the windows' detections per class; smaller images are run whole
+as usual. --slice-overlap F (a fraction of SIZE, default 0.25), --slice-full-image (also the
+whole image, resized as usual), --slice-merge nms|greedy_nmm and --slice-merge-iou (default
+0.5) set the TEST.SLICE_* config keys; the results JSON records them under "slice". A
+progress line per image gives its window count.
+
+    python -m rcnn.tools.test_net --net models/small/roialign/test.prototxt \
+        --weights output/run/model_iter_4000.caffemodel --data data/large \
+        --cfg models/small/config.yml --out output/run/sliced.json --slice 512
 """
 from __future__ import annotations
 
@@ -18,6 +30,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rcnn.sliced import add_slice_args, apply_slice_args
 from rcnn.tools.common import (
     add_config_args,
     add_data_args,
@@ -42,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-images", type=int, default=0, help="test on the first N only")
     ap.add_argument("--no-detections", action="store_true",
                     help="leave the per-image detections out of the JSON")
+    add_slice_args(ap)
     add_config_args(ap)
     args = ap.parse_args(argv)
     setup_tool()
@@ -53,6 +67,7 @@ def _test(args: argparse.Namespace) -> int:
     from rcnn.weights import check_weights_fit_prototxt
 
     config = load_config(args)
+    apply_slice_args(config, args)
     check_prototxt(args.net, "--net")
     check_output_file(args.out, "--out")
     check_weights_fit_prototxt(args.weights, args.net, config, "--weights")
