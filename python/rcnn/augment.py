@@ -72,22 +72,14 @@ def build_transforms(specs: Sequence[Mapping[str, Any]]) -> list[Any]:
 
 def window_grid(width: int, height: int, size: int, overlap: float) -> list[Window]:
     """Windows of size x size pixels (smaller where the image is) covering a width x height
-    image, overlapping by about `overlap` of their size; the last window of each row and
-    column ends at the image's border. Raises ValueError for size < 1 or overlap outside
-    [0, 1)."""
-    if size < 1 or not 0.0 <= overlap < 1.0:
-        raise ValueError(f"window size {size} and overlap {overlap}: need size >= 1 and "
-                         f"0 <= overlap < 1")
+    image, overlapping by `overlap` of their size, the last window of each row and column
+    flush with the image's border: the grid sliced inference runs on (rcnn.sliced's
+    slice_windows, SAHI's get_slice_bboxes). Raises ValueError for size < 1 or overlap
+    outside [0, 1)."""
+    from rcnn.sliced import slice_windows
 
-    def starts(extent: int) -> list[int]:
-        if extent <= size:
-            return [0]
-        step = max(1, int(round(size * (1.0 - overlap))))
-        n = int(np.ceil((extent - size) / step)) + 1
-        return sorted({min(i * step, extent - size) for i in range(n)})
-
-    return [(x, y, min(x + size, width), min(y + size, height))
-            for y in starts(height) for x in starts(width)]
+    return [(int(x0), int(y0), int(x1), int(y1))
+            for x0, y0, x1, y1 in slice_windows(height, width, size, overlap)]
 
 
 def expand_windows(roidb: list[dict[str, Any]], size: int,
@@ -104,7 +96,7 @@ def expand_windows(roidb: list[dict[str, Any]], size: int,
             continue
         boxes = np.asarray(e["boxes"], dtype=np.float64).reshape(-1, 4)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-        step = max(1, int(round(size * (1.0 - overlap))))
+        step = size - int(overlap * size)
         windows = [win for win in window_grid(w, h, size, overlap)
                    if ((cx >= win[0]) & (cx < win[2]) & (cy >= win[1]) & (cy < win[3])).any()]
         out.extend({**e, "window": win, "window_step": step} for win in windows)
