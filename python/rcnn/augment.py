@@ -48,6 +48,8 @@ class Augmented:
 def build_transforms(specs: Sequence[Mapping[str, Any]]) -> list[Any]:
     """albumentations transform objects for TRAIN.AUGMENT's specs. Raises ValueError naming
     the entry when a name is not an albumentations transform or its arguments do not fit."""
+    if not specs:
+        return []
     import albumentations as A
 
     transforms = []
