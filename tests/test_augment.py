@@ -17,7 +17,7 @@ from rcnn.augment import (
 from rcnn.blob import images_to_blob, prep_image
 from rcnn.config import load
 from rcnn.datasets.synthetic import SyntheticSpec, generate
-from rcnn.minibatch import get_minibatch
+from rcnn.minibatch import get_minibatch, gt_mask_blob
 
 GEOMETRIC = [
     [{"name": "HorizontalFlip", "p": 1.0}],
@@ -216,7 +216,8 @@ def test_the_default_recipe_draws_only_the_scale(tiny_masks):
         want, scale = prep_image(np.ascontiguousarray(im), means, target, train.MAX_SIZE)
         np.testing.assert_array_equal(blobs["data"], images_to_blob([want]))
         np.testing.assert_array_equal(blobs["gt_boxes"][:, :4], entry["boxes"] * scale)
-        assert blobs["gt_masks"].shape[1:] == im.shape[:2]
+        np.testing.assert_array_equal(blobs["gt_masks"], gt_mask_blob(entry, np.arange(
+            len(entry["boxes"]))))
 
 
 def test_minibatch_masks_follow_the_boxes(tiny_masks):
@@ -267,6 +268,67 @@ def test_resume_stays_exact_with_augmentation_and_windows(caffe, tmp_path):
     assert losses(straight) == losses(resumed)
     assert max_abs_difference(straight / "model_iter_12.caffemodel",
                               resumed / "model_iter_12.caffemodel") == 0
-    # the augmentation is in effect: another seed trains differently
-    train(net, data, other, 12, *aug, "RNG_SEED", "5")
+    # the augmentation is in effect: the same seed without it trains differently
+    train(net, data, other, 12, *aug[:-2])
     assert losses(other) != losses(straight)
+
+
+def test_objects_without_masks_stay_ignored_through_augmentation(tiny_masks):
+    """An object with no mask, and one whose mask is dropped when decoded (mostly outside
+    its box), get -1 masks (ignored by the mask loss) after windows and transforms too, not
+    0 (background)."""
+    entry = dict(tiny_masks[0])
+    h, w = entry["height"], entry["width"]
+    segms = list(entry["segms"])
+    segms[0] = None
+    x1, y1, x2, y2 = entry["boxes"][1]
+    far = [[float(w - 6), float(h - 6), float(w - 1), float(h - 6), float(w - 1), float(h - 1)]]
+    if x2 > w - 30 and y2 > h - 30:   # keep the bad polygon away from the object's box
+        far = [[0.0, 0.0, 5.0, 0.0, 5.0, 5.0]]
+    segms[1] = far
+    entry["segms"] = segms
+    train = load({"TRAIN": {"AUGMENT": [{"name": "RandomRotate90", "p": 1.0}],
+                            "CROP_MIN_VISIBILITY": 0.0}}).TRAIN
+    for window in (False, True):
+        e = {**entry, "window": (0, 0, w, h), "window_step": 0} if window else entry
+        blobs = get_minibatch([e], np.random.default_rng(0), train, np.zeros((1, 3)),
+                              with_masks=True,
+                              transforms=build_transforms(train.AUGMENT))
+        masks = blobs["gt_masks"]
+        assert len(masks) == len(entry["boxes"])
+        assert (masks[0] == -1).all() and (masks[1] == -1).all()
+        assert all(set(np.unique(m)) <= {0.0, 1.0} and m.any() for m in masks[2:])
+
+
+def test_window_masks_are_decoded_inside_the_window_only(tiny_masks):
+    from rcnn.datasets.masks import instance_masks
+
+    entry = tiny_masks[1]
+    full = instance_masks(entry)
+    part = instance_masks(entry, (30, 20, 130, 90))
+    assert part.shape == (len(full), 70, 100)
+    np.testing.assert_array_equal(part, full[:, 20:90, 30:130])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("SCALE_RANGE", [600], "TRAIN.SCALE_RANGE: expected (lo, hi)"),
+    ("SCALE_RANGE", [500, 300], "TRAIN.SCALE_RANGE: expected (lo, hi)"),
+    ("WINDOW_SIZE", -5, "TRAIN.WINDOW_SIZE: expected a window size"),
+    ("WINDOW_OVERLAP", 1.5, "TRAIN.WINDOW_OVERLAP: expected a fraction in [0, 1), got 1.5"),
+    ("CROP_MIN_VISIBILITY", 2.0, "TRAIN.CROP_MIN_VISIBILITY: expected a fraction"),
+])
+def test_bad_augmentation_keys_are_named(key, value, message):
+    from rcnn.augment import check_train_config
+
+    with pytest.raises(ValueError) as e:
+        check_train_config(load({"TRAIN": {key: value}}).TRAIN)
+    assert message in str(e.value)
+    check_train_config(load({}).TRAIN)   # the defaults pass
+
+
+def test_transforms_that_change_the_pixel_format_are_refused():
+    im, boxes, masks = scene(np.random.default_rng(0))
+    with pytest.raises(ValueError) as e:
+        augment(im, boxes, masks, build_transforms([{"name": "Normalize"}]),
+                np.random.default_rng(0), 0.5)
+    assert "TRAIN.AUGMENT (Normalize) made a float32 image" in str(e.value)

@@ -72,6 +72,32 @@ def build_transforms(specs: Sequence[Mapping[str, Any]]) -> list[Any]:
     return transforms
 
 
+def check_train_config(train: Mapping[str, Any]) -> None:
+    """The augmentation keys of a TRAIN config section, checked before training starts: a
+    ValueError naming the key and its value for SCALE_RANGE (two sizes 0 < lo <= hi, or
+    empty), WINDOW_SIZE (an integer >= 0), WINDOW_OVERLAP (in [0, 1)), CROP_MIN_VISIBILITY
+    (in [0, 1]); a warning when SCALE_RANGE reaches past MAX_SIZE (such sizes are capped)."""
+    sr = tuple(train.get("SCALE_RANGE", ()))
+    if sr and not (len(sr) == 2 and all(isinstance(v, int | float) for v in sr)
+                   and 0 < sr[0] <= sr[1]):
+        raise ValueError(f"TRAIN.SCALE_RANGE: expected (lo, hi) with 0 < lo <= hi (pixels) or "
+                         f"() for TRAIN.SCALES, got {sr}")
+    size = train.get("WINDOW_SIZE", 0)
+    if not isinstance(size, int) or size < 0:
+        raise ValueError(f"TRAIN.WINDOW_SIZE: expected a window size in pixels, or 0 for "
+                         f"none, got {size!r}")
+    overlap = train.get("WINDOW_OVERLAP", 0.0)
+    if not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"TRAIN.WINDOW_OVERLAP: expected a fraction in [0, 1), got {overlap}")
+    vis = train.get("CROP_MIN_VISIBILITY", 0.5)
+    if not 0.0 <= float(vis) <= 1.0:
+        raise ValueError(f"TRAIN.CROP_MIN_VISIBILITY: expected a fraction in [0, 1], got "
+                         f"{vis}")
+    if sr and sr[1] > train.get("MAX_SIZE", sr[1]):
+        log.warning("TRAIN.SCALE_RANGE %s reaches past TRAIN.MAX_SIZE %s: a longer side over "
+                    "MAX_SIZE caps the scale", sr, train["MAX_SIZE"])
+
+
 def window_grid(width: int, height: int, size: int, overlap: float) -> list[Window]:
     """Windows of size x size pixels (smaller where the image is) covering a width x height
     image, overlapping by `overlap` of their size, the last window of each row and column
@@ -89,7 +115,9 @@ def expand_windows(roidb: list[dict[str, Any]], size: int,
     """The roidb with each image that has a side over `size` pixels replaced by one entry per
     grid window (window_grid) that holds the centre of at least one of its boxes; the entry
     gets "window" (x0, y0, x1, y1) and "window_step" (the grid step, for the random offset).
-    Smaller images are kept whole."""
+    Smaller images are kept whole; a large image none of whose windows holds a box centre
+    has no entry left. A flipped entry's windows follow its own (flipped) boxes. Raises
+    ValueError as window_grid does."""
     out = []
     for e in roidb:
         w, h = int(e["width"]), int(e["height"])
@@ -149,6 +177,13 @@ def augment(im: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None,
     if masks is not None and g:
         args["masks"] = masks
     out = pipeline(**args)
+    image = out["image"]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        names = ", ".join(type(t).__name__ for t in transforms)
+        raise ValueError(f"TRAIN.AUGMENT ({names}) made a {image.dtype} image of shape "
+                         f"{image.shape}; the transforms must keep 8-bit 3-channel images "
+                         f"(the net subtracts PIXEL_MEANS itself: no Normalize, no one-channel "
+                         f"ToGray)")
     keep = np.asarray(out["index"], dtype=np.int64).reshape(-1)
     # albumentations works in fractions of the image: rounding to 1/1000 px gives back the
     # whole pixels of flips, turns and crops
@@ -157,10 +192,8 @@ def augment(im: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None,
     new_boxes = new_boxes.astype(np.float32)
     new_masks = None
     if masks is not None:
-        image = out["image"]
         if g:
             new_masks = np.asarray(out["masks"], dtype=np.uint8)[keep]
         else:
             new_masks = np.zeros((0,) + image.shape[:2], dtype=np.uint8)
-    return Augmented(np.ascontiguousarray(out["image"][:, :, ::-1]), new_boxes, keep,
-                     new_masks)
+    return Augmented(np.ascontiguousarray(image[:, :, ::-1]), new_boxes, keep, new_masks)

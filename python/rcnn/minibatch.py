@@ -2,12 +2,14 @@
 trains on."""
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from rcnn.augment import Augmented
 from rcnn.blob import images_to_blob, prep_image
 from rcnn.config import AttrDict
 from rcnn.datasets.images import read_image_bgr
@@ -28,6 +30,9 @@ def gt_mask_blob(entry: dict[str, Any], objects: np.ndarray) -> np.ndarray:
     return masks
 
 
+log = logging.getLogger(__name__)
+_fallbacks: set[str] = set()   # images whose augmentation fell back (warned once each)
+
 # Decoded large images, for their windows: a 2300 x 2500 PNG takes ~0.25 s to decode, more
 # than a training iteration on one of its windows. The last _CACHED images are kept.
 _CACHED = 2
@@ -35,7 +40,8 @@ _cache: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
 
 
 def read_window_source(entry: dict[str, Any]) -> np.ndarray:
-    """read_image_bgr of a windowed entry's image, from a cache of the last few."""
+    """read_image_bgr of a windowed entry's image, (H, W, 3) uint8 BGR, from a cache of the
+    last few: shared and read-only (slice it, never write to it)."""
     key = (str(entry["image"]), int(entry["width"]), int(entry["height"]))
     if key in _cache:
         _cache.move_to_end(key)
@@ -52,47 +58,75 @@ def target_scale(train: AttrDict, rng: np.random.Generator) -> int:
     """The shorter side this minibatch's image is resized to: one of train.SCALES, or with
     train.SCALE_RANGE (lo, hi) an integer drawn uniformly from [lo, hi] (scale jitter)."""
     if train.get("SCALE_RANGE"):
-        lo, hi = (int(v) for v in train.SCALE_RANGE)
-        if not 0 < lo <= hi:
-            raise ValueError(f"TRAIN.SCALE_RANGE: expected (lo, hi) with 0 < lo <= hi, got "
-                             f"{tuple(train.SCALE_RANGE)}")
+        lo, hi = (int(v) for v in train.SCALE_RANGE)   # checked by check_train_config
         return int(rng.integers(lo, hi + 1))
     return train.SCALES[int(rng.integers(len(train.SCALES)))]
+
+
+def _one_draw(entry: dict[str, Any], im: np.ndarray, objs: np.ndarray,
+              window: tuple[int, int, int, int] | None, transforms: Sequence[Any],
+              rng: np.random.Generator, min_visibility: float,
+              with_masks: bool) -> tuple[Augmented, np.ndarray, np.ndarray | None]:
+    """One draw of _augmented: the window's crop rule on the boxes of objects `objs`
+    (indices into the entry), then the transforms on the window with the surviving objects'
+    masks, decoded inside the window only. Returns the result, the kept objects' indices
+    and their masks as float32 (-1 where an object has no mask, or its mask was dropped when
+    decoded)."""
+    from rcnn.augment import augment
+    from rcnn.datasets.imdb import select_objects
+    from rcnn.datasets.masks import instance_masks
+
+    boxes = np.asarray(entry["boxes"], dtype=np.float32)[objs]
+    if window is not None:
+        cut = augment(im, boxes, None, [], rng, min_visibility, window)
+        im, boxes, objs = cut.im, cut.boxes, objs[cut.keep]
+    masks, sel = None, None
+    if with_masks:
+        sel = select_objects(entry, objs)
+        masks = instance_masks(sel, window)
+    if transforms:
+        out = augment(im, boxes, masks, transforms, rng, min_visibility)
+    else:
+        out = Augmented(im, boxes, np.arange(len(objs)), masks)
+    gt_masks = None
+    if sel is not None:
+        gt_masks = out.masks.astype(np.float32)
+        segms = sel.get("segms") or [None] * len(objs)
+        for k, j in enumerate(out.keep):
+            if segms[j] is None:
+                gt_masks[k] = -1.0
+    return out, objs[out.keep], gt_masks
 
 
 def _augmented(entry: dict[str, Any], im: np.ndarray, fg: np.ndarray,
                rng: np.random.Generator, train: AttrDict, transforms: Sequence[Any],
                with_masks: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                           np.ndarray | None]:
-    """The entry's image, boxes (G, 4), classes (G,) and masks (G, H, W; -1 where an object
-    has no mask) after its window and train.AUGMENT. A draw that leaves no box is redrawn;
-    after 10 such draws the window is taken at its grid position without transforms and
-    with every box it touches."""
-    from rcnn.augment import augment, jittered_window, objects_in
-    from rcnn.datasets.imdb import select_objects
-    from rcnn.datasets.masks import instance_masks
+    """The entry's image (H, W, 3) uint8 BGR, boxes (G, 4), classes (G,) and masks
+    (G, H, W; -1 where an object has no mask) after its window (a random offset,
+    rcnn.augment.jittered_window) and train.AUGMENT. A draw that leaves no box is redrawn;
+    after 10 such draws (a warning, once per image) the window is taken at its grid position
+    without transforms and with every box it touches."""
+    from rcnn.augment import jittered_window, objects_in
 
     boxes = np.asarray(entry["boxes"], dtype=np.float32)
     min_visibility = float(train.CROP_MIN_VISIBILITY)
-    for attempt in range(11):
-        last = attempt == 10
+    draws = 10 if len(fg) else 0
+    for attempt in range(draws + 1):
+        last = attempt == draws
         window = None
         if "window" in entry:
             window = tuple(entry["window"]) if last else jittered_window(entry, rng)
         objs = fg[objects_in(boxes[fg], window)] if window is not None else fg
-        masks = instance_masks(select_objects(entry, objs)) if with_masks else None
-        out = augment(im, boxes[objs], masks, [] if last else transforms, rng,
-                      0.0 if last else min_visibility, window)
-        if len(out.keep) or last:
+        out, kept, gt_masks = _one_draw(entry, im, objs, window, [] if last else transforms,
+                                        rng, 0.0 if last else min_visibility, with_masks)
+        if len(kept) or last:
             break
-    kept = objs[out.keep]
-    gt_masks = None
-    if with_masks:
-        gt_masks = out.masks.astype(np.float32)
-        segms = entry.get("segms") or [None] * len(entry["boxes"])
-        for k, i in enumerate(kept):
-            if segms[i] is None:
-                gt_masks[k] = -1.0
+    if draws and last and str(entry["image"]) not in _fallbacks:
+        _fallbacks.add(str(entry["image"]))
+        log.warning("%s: 10 augmentation draws left no box (TRAIN.CROP_MIN_VISIBILITY %.2f); "
+                    "this minibatch uses the window at its grid position, untransformed "
+                    "(warned once per image)", entry["image"], min_visibility)
     return out.im, out.boxes, np.asarray(entry["gt_classes"])[kept], gt_masks
 
 

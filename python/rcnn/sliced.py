@@ -210,8 +210,13 @@ def merge_class(d: np.ndarray, masks: Sequence[MaskPiece | None] | None, method:
     SAHI's GreedyNMMPostprocess does (each candidate, in score order, re-checked against the
     merged box: union box, maximum score, OR of the masks). Returns (K', 5) float32 in
     decreasing score and the K' masks. ValueError for an unknown method."""
+    from sahi.postprocess.backends import get_postprocess_backend, set_postprocess_backend
     from sahi.postprocess.combine import greedy_nmm, nms
 
+    # SAHI's "auto" picks torchvision (IoU > thresh) or numba where installed: pin the numpy
+    # backend (IoU >= thresh, the rule stated here) so results do not depend on the machine
+    if get_postprocess_backend() != "numpy":
+        set_postprocess_backend("numpy")
     if method not in MERGES:
         raise ValueError(f"unknown merge {method!r}: one of {', '.join(MERGES)}")
     if len(d) == 0:

@@ -291,15 +291,20 @@ def _warn_once(key: str, message: str) -> None:
         log.warning("%s", message)
 
 
-def instance_masks(entry: dict[str, Any]) -> np.ndarray:
+def instance_masks(entry: dict[str, Any],
+                   region: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """(G, H, W) uint8 0 / 1 masks of the entry's G objects, in entry["boxes"] order, H x W the
     image as read_image_bgr shows it (entry["height"], entry["width"]); decoded now, flipped
-    left-right for a flipped entry. An object without a mask (segms[i] None, or no "segms")
-    gets an all-zero mask. Decode-time checks (empty, mostly outside its box, an RLE that does
-    not decode) drop a mask: a warning once per instance, segms[i] set to None in place."""
+    left-right for a flipped entry. With region (x0, y0, x1, y1; image pixels, end exclusive)
+    only that part of each mask is kept, (G, y1 - y0, x1 - x0): one full-size mask at a time
+    is held, not G (a training window of a large image). An object without a mask (segms[i]
+    None, or no "segms") gets an all-zero mask. Decode-time checks (empty, mostly outside its
+    box, an RLE that does not decode) drop a mask: a warning once per instance, segms[i] set
+    to None in place."""
     boxes = np.asarray(entry["boxes"]).reshape(-1, 4)
     g, h, w = len(boxes), int(entry["height"]), int(entry["width"])
-    masks = np.zeros((g, h, w), dtype=np.uint8)
+    x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
+    masks = np.zeros((g, y1 - y0, x1 - x0), dtype=np.uint8)
     segms = entry.get("segms")
     if not segms:
         return masks
@@ -342,7 +347,7 @@ def instance_masks(entry: dict[str, Any]) -> np.ndarray:
                                   f"lie in or near its box {box}"
                                   + (" (of the flipped image)" if entry.get("flipped") else ""))
             continue
-        masks[i] = mask
+        masks[i] = mask[y0:y1, x0:x1]
     return masks
 
 

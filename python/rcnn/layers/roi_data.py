@@ -6,7 +6,7 @@ from typing import Any
 import caffe
 import numpy as np
 
-from rcnn.augment import build_transforms, expand_windows
+from rcnn.augment import build_transforms, check_train_config, expand_windows
 from rcnn.config import cfg, pixel_means
 from rcnn.layers.params import parse_param_str
 from rcnn.minibatch import get_minibatch
@@ -32,6 +32,7 @@ class RoIDataLayer(caffe.Layer):
         if len(top) not in (3, 4):
             raise ValueError(f"RoIDataLayer: expects tops data, im_info, gt_boxes (and "
                              f"gt_masks), got {len(top)}")
+        check_train_config(self._train)
         self._transforms = build_transforms(self._train.get("AUGMENT", ()))
         self._roidb: list[dict[str, Any]] = []
         self._rng = np.random.default_rng(cfg.RNG_SEED)
