@@ -4,7 +4,8 @@
 
 Single-level variants (one stride-16 map, ROIAlign or ROIPooling) and FPN variants (a feature
 pyramid P2-P6, one RPN head shared across its levels, PyramidROIAlign over P2-P5); each
-either a Faster R-CNN or, with a mask branch, a Mask R-CNN (the mask_* variants).
+either a Faster R-CNN or, with a mask branch, a Mask R-CNN (the mask_* variants), and the
+*_bn variants with a batch-normalised backbone (NORM_VARIANTS), for training from scratch.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "roialign": ("ROIAlign", {}),
     "roialign_ave": ("ROIAlign", {"pool": 1, "alignment": 2, "sampling_ratio": 2}),
     "roipooling": ("ROIPooling", {}),
+    "roialign_bn": ("ROIAlign", {}),
 }
 
 # RoIAlign settings of the multi-scale comparison, the same for both of its variants.
@@ -32,6 +34,7 @@ AVE_HALF_PIXEL = {"pool": 1, "alignment": 2, "sampling_ratio": 2}
 MULTISCALE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "roialign_ms": ("ROIAlign", AVE_HALF_PIXEL),
     "fpn_roialign": ("PyramidROIAlign", AVE_HALF_PIXEL),
+    "fpn_roialign_bn": ("PyramidROIAlign", AVE_HALF_PIXEL),
 }
 # Mask R-CNN variants of the small model (the synthetic set, SMALL_CONFIG): the same RoI
 # layer type and settings in the box head and the mask head. The RoIAlign ones use Mask
@@ -40,8 +43,27 @@ MASK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "mask_roialign": ("ROIAlign", AVE_HALF_PIXEL),
     "mask_roipooling": ("ROIPooling", {}),
     "mask_fpn_roialign": ("PyramidROIAlign", AVE_HALF_PIXEL),
+    "mask_fpn_roialign_bn": ("PyramidROIAlign", AVE_HALF_PIXEL),
 }
 ALL_VARIANTS = {**VARIANTS, **MULTISCALE_VARIANTS, **MASK_VARIANTS}
+
+# Variants whose backbone convolutions (conv1-conv4, the FPN's conv1-conv5) are normalised,
+# and how: "bn", batch normalisation (Ioffe & Szegedy 2015, "Batch Normalization:
+# Accelerating Deep Network Training by Reducing Internal Covariate Shift"), for training
+# from scratch, without ImageNet pre-training (He, Girshick & Dollar 2019, "Rethinking
+# ImageNet Pre-training": normalised detectors trained from random initialisation catch up
+# with pre-trained ones given enough iterations). Each is its namesake without "_bn" plus
+# the normalisation: the FPN's lateral and smoothing convolutions, the RPN and the heads are
+# not normalised (_norm_conv_relu says why).
+NORM_VARIANTS: dict[str, str] = {"roialign_bn": "bn", "fpn_roialign_bn": "bn",
+                                 "mask_fpn_roialign_bn": "bn"}
+NORMS = ("bn",)
+# BatchNorm's moving_average_fraction in the train nets: running sums decay by this per
+# iteration (one image each), i.e. the test-time statistics average the last ~100 images.
+# Caffe's default, 0.999 (~1000 iterations), lags the weights of a net trained from scratch:
+# on the synthetic set after 300-1500 iterations of roialign_bn its running variances were
+# 0.35-0.9 of the conv outputs' actual ones (0.57-1.0 with 0.99), box AP the same.
+BN_MOVING_AVERAGE = 0.99
 
 # The small model's config, over the defaults (rcnn.config): written beside its prototxts as
 # config.yml for the tools' --cfg, and used as it is by run_demo and bench.detect.
@@ -138,6 +160,55 @@ def _shared_conv(L, bottom, name: str, shared: str, k: int, n: int, std: float):
                                 {"name": f"{shared}_b", "lr_mult": 2, "decay_mult": 0}])
 
 
+def _norm_conv_relu(n, L, bottom, i: int, k: int, ch: int, stride: int, norm: str | None,
+                    train: bool):
+    """Backbone stage i: conv{i} (k x k, `ch` channels, `stride`, pad k // 2), then ReLU
+    relu{i} in place; returns the ReLU's top.
+
+    norm "bn": conv{i} has no bias (bias_term false; the Scale's beta is the bias) and is
+    followed, before the ReLU, by Caffe's stock BatchNorm conv{i}_bn (its own top,
+    `conv{i}_bn`, so that the convolution's output stays readable) and Scale conv{i}_scale
+    in place with bias_term (gamma, initialised 1, and beta, 0; lr_mult 1, no weight decay).
+    BatchNorm's three blobs (running mean sum, running variance sum, their weight s, shapes
+    (ch,), (ch,), (1,)) are statistics, not parameters: `param { lr_mult: 0 }` x 3 (and
+    decay_mult 0, so that the solver's history of them stays zero). Train net: batch
+    statistics (Caffe's TRAIN default, use_global_stats unset), each forward adding the batch
+    mean and unbiased variance (x m / (m - 1), m = N H W) to the running sums with
+    moving_average_fraction a = BN_MOVING_AVERAGE (blob <- a blob + stat, s <- a s + 1).
+    Test net: use_global_stats true, y = gamma (x - m0 / s) / sqrt(m1 / s + eps) + beta,
+    eps 1e-5 (Caffe's default; a fresh net, s = 0, normalises by sqrt(eps) alone).
+
+    With one image per batch (TRAIN.IMS_PER_BATCH 1), the statistics are over one image's
+    H x W positions per channel: enough at the backbone's resolutions (at 384 px, conv5 is
+    12 x 12), but noisy on coarse maps of small inputs, and the test-time running averages
+    differ from any one image's statistics. That is why the FPN's top-down convolutions
+    (whose inputs are already normalised C2-C5, and which have no ReLU) are left without
+    normalisation, as are the RPN (shared across levels) and the RoI heads (few RoIs)."""
+    name = f"conv{i}"
+    if norm is None:
+        x = _conv(L, bottom, name, k, ch, stride)
+        setattr(n, name, x)
+    elif norm == "bn":
+        conv = L.Convolution(bottom, name=name, kernel_size=k, num_output=ch, stride=stride,
+                             pad=k // 2, bias_term=False, weight_filler={"type": "msra"},
+                             param=[{"lr_mult": 1, "decay_mult": 1}])
+        setattr(n, name, conv)
+        stats = {"moving_average_fraction": BN_MOVING_AVERAGE} if train else {
+            "use_global_stats": True}
+        bn = L.BatchNorm(conv, name=f"{name}_bn",
+                         param=[{"lr_mult": 0, "decay_mult": 0}] * 3, batch_norm_param=stats)
+        setattr(n, f"{name}_bn", bn)
+        x = L.Scale(bn, name=f"{name}_scale", in_place=True,
+                    scale_param={"bias_term": True},
+                    param=[{"lr_mult": 1, "decay_mult": 0}, {"lr_mult": 1, "decay_mult": 0}])
+        setattr(n, f"{name}_scale", x)
+    else:
+        raise ValueError(f"norm {norm!r}: expected None or one of {', '.join(NORMS)}")
+    relu = L.ReLU(x, in_place=True, name=f"relu{i}")
+    setattr(n, f"relu{i}", relu)
+    return relu
+
+
 def _upsample2x(L, bottom, name: str, channels: int):
     """Nearest-neighbour 2x upsampling: a fixed depthwise 2x2 deconvolution of ones."""
     return L.Deconvolution(bottom, name=name, param=[{"lr_mult": 0, "decay_mult": 0}],
@@ -225,10 +296,12 @@ def _mask_branch(n, L, roi_feature, num_classes: int, train: bool,
 
 
 def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, Any],
-                      train: bool, spec: Mapping[str, Any] = SMALL, masks: bool = False):
+                      train: bool, spec: Mapping[str, Any] = SMALL, masks: bool = False,
+                      norm: str | None = None):
     """NetParameter of the small end-to-end Faster R-CNN (train or test net); with masks, the
     small Mask R-CNN (the same net and a mask branch, _mask_branch, pooling with the same
-    RoI layer type and settings at 14 x 14)."""
+    RoI layer type and settings at 14 x 14); with norm "bn", BatchNorm + Scale after each
+    backbone convolution (_norm_conv_relu)."""
     from caffe import layers as L
     from caffe import net_spec
     from caffe import params as P
@@ -240,10 +313,7 @@ def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, 
     _data_layers(n, L, num_classes, train, spec["image_size"], masks)
     x = n.data
     for i, (k, c, s) in enumerate(spec["convs"]):
-        conv = _conv(L, x, f"conv{i + 1}", k, c, s)
-        setattr(n, f"conv{i + 1}", conv)
-        x = L.ReLU(conv, in_place=True, name=f"relu{i + 1}")
-        setattr(n, f"relu{i + 1}", x)
+        x = _norm_conv_relu(n, L, x, i + 1, k, c, s, norm, train)
         if i in spec["pools_after"]:
             x = L.Pooling(x, name=f"pool{i + 1}", pool=P.Pooling.MAX, kernel_size=2, stride=2)
             setattr(n, f"pool{i + 1}", x)
@@ -291,19 +361,22 @@ def small_faster_rcnn(num_classes: int, roi_type: str, roi_params: Mapping[str, 
     if masks:
         _mask_branch(n, L, roi_feature, num_classes, train)
     proto = n.to_proto()
-    proto.name = f"small_{'mask' if masks else 'faster'}_rcnn_{roi_type.lower()}"
+    proto.name = (f"small_{'mask' if masks else 'faster'}_rcnn_{roi_type.lower()}"
+                  + (f"_{norm}" if norm else ""))
     return proto
 
 
 def small_fpn_faster_rcnn(num_classes: int, roi_params: Mapping[str, Any], train: bool,
-                          spec: Mapping[str, Any] = SMALL_FPN, masks: bool = False):
+                          spec: Mapping[str, Any] = SMALL_FPN, masks: bool = False,
+                          norm: str | None = None):
     """NetParameter of the small FPN Faster R-CNN (train or test net): bottom-up C2-C5,
     top-down P2-P5 (lateral 1x1 + upsampled coarser level, then a 3x3 smoothing conv), P6 =
     P5 max-pooled 2 x 2, stride 2; one RPN head (3x3 conv, 1x1 scores and deltas) whose
     weights every level shares; proposals over all levels (FPNProposalLayer);
     PyramidROIAlign over P2-P5 with `roi_params` as its roi_pooling_param; the small model's
     box head; with masks, the mask branch (_mask_branch) on PyramidROIAlign features of the
-    same levels."""
+    same levels; with norm "bn", BatchNorm + Scale after each bottom-up convolution
+    (conv1-conv5, _norm_conv_relu), not in the top-down pathway."""
     from caffe import layers as L
     from caffe import net_spec
     from caffe import params as P
@@ -315,9 +388,7 @@ def small_fpn_faster_rcnn(num_classes: int, roi_params: Mapping[str, Any], train
     tops_of = {v: k for k, v in spec["levels"].items()}
     for i, (k, ch, s) in enumerate(spec["convs"]):
         name = f"conv{i + 1}"
-        setattr(n, name, _conv(L, x, name, k, ch, s))
-        x = L.ReLU(getattr(n, name), in_place=True, name=f"relu{i + 1}")
-        setattr(n, f"relu{i + 1}", x)
+        x = _norm_conv_relu(n, L, x, i + 1, k, ch, s, norm, train)
         if name in tops_of:
             c[tops_of[name]] = x
         if i in spec["pools_after"]:
@@ -413,18 +484,22 @@ def small_fpn_faster_rcnn(num_classes: int, roi_params: Mapping[str, Any], train
     if masks:
         _mask_branch(n, L, roi_feature, num_classes, train)
     proto = n.to_proto()
-    proto.name = f"small_fpn_{'mask' if masks else 'faster'}_rcnn_pyramidroialign"
+    proto.name = (f"small_fpn_{'mask' if masks else 'faster'}_rcnn_pyramidroialign"
+                  + (f"_{norm}" if norm else ""))
     return proto
 
 
 def small_model(variant: str, num_classes: int, train: bool):
-    """The NetParameter of a variant of VARIANTS, MULTISCALE_VARIANTS or MASK_VARIANTS."""
+    """The NetParameter of a variant of VARIANTS, MULTISCALE_VARIANTS or MASK_VARIANTS (with
+    the normalisation NORM_VARIANTS gives it, if any); KeyError for another name."""
     roi_type, extra = ALL_VARIANTS[variant]
     masks = variant in MASK_VARIANTS
+    norm = NORM_VARIANTS.get(variant)
     if roi_type == "PyramidROIAlign":
-        return small_fpn_faster_rcnn(num_classes, extra, train, masks=masks)
+        return small_fpn_faster_rcnn(num_classes, extra, train, masks=masks, norm=norm)
     return small_faster_rcnn(num_classes, roi_type, extra, train,
-                             SMALL_MS if variant in MULTISCALE_VARIANTS else SMALL, masks)
+                             SMALL_MS if variant in MULTISCALE_VARIANTS else SMALL, masks,
+                             norm)
 
 
 def _write_if_changed(path: Path, text: str) -> Path:

@@ -32,6 +32,7 @@ from rcnn.weights import (
     check_history_fits,
     check_solverstate_file,
     check_weights_fit,
+    log_copy_plan,
     solver_type,
     solverstate_weights,
 )
@@ -194,9 +195,10 @@ class Trainer:
         self.net = self.solver.net
         if weights:
             # what Caffe would abort on: not weights, or weights that do not fit the net
-            check_weights_fit(weights, self.net, "--weights")
+            found = check_weights_fit(weights, self.net, "--weights")
             log.info("initialising from %s", weights)
             self.net.copy_from(str(weights))
+            log_copy_plan(found, self.net)   # which layers were copied, which initialised
         self.data_layer = next((la for la in self.net.layers if hasattr(la, "set_roidb")), None)
         if self.data_layer is None:
             raise ValueError(f"{solver_path}: the train net has no RoIDataLayer")

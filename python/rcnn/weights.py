@@ -20,6 +20,11 @@ The checks:
   legacy 4-D num / channels / height / width blobs compare with the net's shape padded to 4
   axes); a layer that does not fit is named with both shapes, and the message says to rename
   it in the prototxt so that it is initialised afresh (Caffe copies by layer name);
+- copy_plan(file, net) / log_copy_plan: what Caffe's copy by layer name (Net::CopyTrained
+  LayersFrom, pycaffe's copy_from) does with a fitting file, for fine-tuning from another
+  net's weights (e.g. an ImageNet classifier): which of the net's layers with parameters
+  get the file's weights, which keep their fillers' initialisation, which of the file's
+  layers are not used;
 - solverstate_weights: a solver state's weights file (its learned_net, or else the
   .caffemodel beside it, as when a run's folder was moved);
 - check_history_fits: the state's history blobs against the net's learnable parameters (as
@@ -281,6 +286,60 @@ def check_weights_fit(path: str | Path, net, what: str = "--weights",
         log.warning("%s: no layer with parameters has the name of a layer of the net; no "
                     "weights are copied", f.path)
     return f
+
+
+@dataclass
+class CopyPlan:
+    """What copying a .caffemodel into a net by layer name does (Caffe's
+    Net::CopyTrainedLayersFrom: a net layer takes the blobs of the file's layer of the same
+    name; the file's other layers are skipped). Names only of layers with parameter blobs:
+    copied, the net's layers that the file initialises (net order); initialised, the net's
+    layers that the file lacks, which keep their fillers' values (net order); unused, the
+    file's layers that the net lacks (file order)."""
+
+    copied: list[str]
+    initialised: list[str]
+    unused: list[str]
+
+    def line(self, path: str | Path, limit: int = 30) -> str:
+        """One log line: the counts and the names (at most `limit` of each list)."""
+        total = len(self.copied) + len(self.initialised)
+        return (f"{path}: copied by name {len(self.copied)} of the net's {total} layers with "
+                f"parameters ({_names(self.copied, limit)}); initialised by their fillers "
+                f"instead, not in the file: {len(self.initialised)} "
+                f"({_names(self.initialised, limit)}); the file's layers not in the net, "
+                f"not used: {len(self.unused)} ({_names(self.unused, limit)})")
+
+
+def _names(names: list[str], limit: int) -> str:
+    if not names:
+        return "none"
+    more = f", ... {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def copy_plan(stored, net) -> CopyPlan:
+    """The CopyPlan of a NetParameter (a parsed .caffemodel: CaffeFile.message) copied into a
+    pycaffe net. Layers with parameters only, on either side; whether the shapes fit is
+    check_weights_fit's business (a layer counted as copied here that does not fit makes
+    Caffe abort)."""
+    shapes = net_param_shapes(net)
+    in_file = [_layer_name(la) for la in _layers(stored) if _layer_blobs(la)]
+    file_names = set(in_file)
+    with_params = [name for name, s in shapes.items() if s]
+    return CopyPlan(copied=[n for n in with_params if n in file_names],
+                    initialised=[n for n in with_params if n not in file_names],
+                    unused=[n for n in in_file if n not in shapes])
+
+
+def log_copy_plan(f: CaffeFile, net) -> CopyPlan | None:
+    """Logs (INFO) the CopyPlan of a checked weights file (check_weights_fit's return) into
+    the net, and returns it; None, with no log line, for HDF5 weights (not parsed here)."""
+    if f.kind != "caffemodel":
+        return None
+    plan = copy_plan(f.message, net)
+    log.info("%s", plan.line(f.path))
+    return plan
 
 
 def check_weights_fit_prototxt(path: str | Path, prototxt: str | Path, config,
