@@ -104,31 +104,14 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def chart(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    """bench.detect's bar chart of the recipes' train and held-out figures."""
+    from rcnn.bench.detect import bar_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [("train_ap50", "train tiles AP50"), ("heldout_ap50", "held-out AP50"),
-            ("heldout_ap", "held-out AP"), ("heldout_sliced_ap50", "held-out image, sliced")]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    width = 0.8 / len(summary)
-    x = np.arange(len(keys))
-    for i, (name, s) in enumerate(summary.items()):
-        means = [s[k]["mean"] if k in s else 0.0 for k, _ in keys]
-        stds = [s[k]["std"] if k in s else 0.0 for k, _ in keys]
-        bars = ax.bar(x + (i - (len(summary) - 1) / 2) * width, means, width, yerr=stds,
-                      capsize=3, label=RECIPES[name]["label"])
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(x, [label for _, label in keys])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(f"mean +- std over {len(next(iter(summary.values()))['runs'])} seeds")
-    ax.set_title("Tree crowns (NEON YELL), trained from scratch on one image")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    names = {"train_ap50": "train tiles AP50", "heldout_ap50": "held-out AP50",
+             "heldout_ap": "held-out AP[.5:.95]"}
+    bar_chart({RECIPES[name]["label"]: s for name, s in summary.items()}, path,
+              "Tree crowns (NEON YELL), trained from scratch on one image",
+              tuple(names), names)
 
 
 def main(argv: list[str] | None = None) -> int:
