@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rcnn.augment import Augmented
+from rcnn.augment import Augmented, augment, jittered_window, objects_in
 from rcnn.blob import images_to_blob, prep_image
 from rcnn.config import AttrDict
 from rcnn.datasets.images import read_image_bgr
@@ -22,12 +22,22 @@ def gt_mask_blob(entry: dict[str, Any], objects: np.ndarray) -> np.ndarray:
     entry's polygons, RLE or instance PNG."""
     from rcnn.datasets.masks import instance_masks
 
-    masks = instance_masks(entry)[objects].astype(np.float32)
-    segms = entry.get("segms") or [None] * len(entry["boxes"])
+    return ignore_maskless(instance_masks(entry)[objects], entry.get("segms"), objects)
+
+
+def ignore_maskless(masks: np.ndarray, segms: list[Any] | None,
+                    objects: np.ndarray) -> np.ndarray:
+    """masks (G, H, W) 0 / 1 of the objects `objects` (indices into segms) as float32, all -1
+    for each object whose segms entry is None (no mask, or one dropped when decoded): the
+    mask loss ignores its RoIs rather than learning an empty mask."""
+    out = masks.astype(np.float32)
+    if not segms:   # a dataset without masks
+        out[:] = -1.0
+        return out
     for k, i in enumerate(objects):
         if segms[i] is None:
-            masks[k] = -1.0
-    return masks
+            out[k] = -1.0
+    return out
 
 
 log = logging.getLogger(__name__)
@@ -72,7 +82,6 @@ def _one_draw(entry: dict[str, Any], im: np.ndarray, objs: np.ndarray,
     masks, decoded inside the window only. Returns the result, the kept objects' indices
     and their masks as float32 (-1 where an object has no mask, or its mask was dropped when
     decoded)."""
-    from rcnn.augment import augment
     from rcnn.datasets.imdb import select_objects
     from rcnn.datasets.masks import instance_masks
 
@@ -88,13 +97,8 @@ def _one_draw(entry: dict[str, Any], im: np.ndarray, objs: np.ndarray,
         out = augment(im, boxes, masks, transforms, rng, min_visibility)
     else:
         out = Augmented(im, boxes, np.arange(len(objs)), masks)
-    gt_masks = None
-    if sel is not None:
-        gt_masks = out.masks.astype(np.float32)
-        segms = sel.get("segms") or [None] * len(objs)
-        for k, j in enumerate(out.keep):
-            if segms[j] is None:
-                gt_masks[k] = -1.0
+    gt_masks = (ignore_maskless(out.masks, sel.get("segms"), out.keep)
+                if sel is not None else None)
     return out, objs[out.keep], gt_masks
 
 
@@ -107,8 +111,6 @@ def _augmented(entry: dict[str, Any], im: np.ndarray, fg: np.ndarray,
     rcnn.augment.jittered_window) and train.AUGMENT. A draw that leaves no box is redrawn;
     after 10 such draws (a warning, once per image) the window is taken at its grid position
     without transforms and with every box it touches."""
-    from rcnn.augment import jittered_window, objects_in
-
     boxes = np.asarray(entry["boxes"], dtype=np.float32)
     min_visibility = float(train.CROP_MIN_VISIBILITY)
     draws = 10 if len(fg) else 0

@@ -129,8 +129,7 @@ def detect_dataset(net, roidb: list[dict[str, Any]], num_classes: int, test: Att
             dets = sliced.found.dets
             segmented = (full_masks(sliced.found.masks, height, width, encode_rle)
                          if masks is not None and sliced.found.masks is not None else None)
-            how = (f"{sliced.windows} windows of {int(test.SLICE_SIZE)}"
-                   + (" + the whole image" if sliced.full_image else ""))
+            how = sliced.describe(int(test.SLICE_SIZE))
         else:
             dets = detections_per_class(*im_detect(net, im, test, means), test)
             segmented = (im_segment(net, dets, height, width, test.MASK_SCORE_THRESH,
@@ -291,6 +290,14 @@ def train_and_evaluate(config: AttrDict, spec: TrainSpec, test_net: Path, result
     return Run(final, result, seconds)
 
 
+def _drawn(dets: np.ndarray, thresh: float) -> np.ndarray:
+    """Which of (K, 5) detections are drawn: those scoring at least thresh, less the boxes
+    decoded narrower than a pixel (x2 < x1, as a barely trained net's can be: nothing to
+    draw)."""
+    return ((dets[:, 4] >= thresh) & (dets[:, 2] >= dets[:, 0])
+            & (dets[:, 3] >= dets[:, 1]))
+
+
 def draw_detections_on(config: AttrDict, net: Path, weights: Path,
                        images: Sequence[tuple[str, np.ndarray | None]],
                        classes: Sequence[str] | None, thresh: float, out: Path,
@@ -327,8 +334,7 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
             # (every detection drawn is segmented: those scoring at least thresh)
             sliced = detect_sliced(test_net, im, config.TEST, means,
                                    thresh if with_masks else None, name=str(path))
-            drawn = [(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])
-                     for d in sliced.found.dets]
+            drawn = [_drawn(d, thresh) for d in sliced.found.dets]
             dets = [d[k] for d, k in zip(sliced.found.dets, drawn, strict=True)]
             masks = None
             if with_masks and sliced.found.masks is not None:
@@ -336,15 +342,11 @@ def draw_detections_on(config: AttrDict, net: Path, weights: Path,
                 masks = [PastedMasks([p for p, ok in zip(ms, k, strict=True) if ok],
                                      *im.shape[:2])
                          for ms, k in zip(sliced.found.masks[1:], drawn[1:], strict=True)]
-            how = (f" ({sliced.windows} windows of {slice_size}"
-                   + (" + the whole image)" if sliced.full_image else ")"))
+            how = f" ({sliced.describe(slice_size)})"
         else:
             scores, boxes = im_detect(test_net, im, config.TEST, means)
             dets = detections_per_class(scores, boxes, config.TEST)
-            # (boxes decoded narrower than a pixel, x2 < x1, as a barely trained net's can
-            # be, are left out: nothing to draw)
-            dets = [d[(d[:, 4] >= thresh) & (d[:, 2] >= d[:, 0]) & (d[:, 3] >= d[:, 1])]
-                    for d in dets]
+            dets = [d[_drawn(d, thresh)] for d in dets]
             # (every detection drawn is segmented: im_segment's score_thresh is 0)
             masks = im_segment(test_net, dets, *im.shape[:2])[1:] if with_masks else None
         names = classes or [f"class{c}" for c in range(len(dets))]

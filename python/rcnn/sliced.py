@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from rcnn.boxes import bbox_overlaps
 from rcnn.config import AttrDict
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ class SlicedResult:
     found: Found
     windows: int
     full_image: bool
+
+    def describe(self, size: int) -> str:
+        """How the image ran, for progress lines: "16 windows of 400 [+ the whole image]"."""
+        return (f"{self.windows} windows of {size}"
+                + (" + the whole image" if self.full_image else ""))
 
 
 def check_slice_config(test: AttrDict) -> None:
@@ -179,18 +185,6 @@ def shift(found: Found, dx: int, dy: int) -> Found:
     return Found(dets, masks)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two inclusive pixel boxes [x1, y1, x2, y2] (as rcnn.boxes.bbox_overlaps)."""
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-             - inter)
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _sahi_boxes(d: np.ndarray) -> np.ndarray:
     """(K, 5) detections -> SAHI's (K, 6) [x1, y1, x2, y2, score, category] with end-exclusive
     boxes (x2 + 1, y2 + 1; degenerate boxes, x2 < x1, as a barely trained net's can be, given
@@ -234,7 +228,7 @@ def merge_class(d: np.ndarray, masks: Sequence[MaskPiece | None] | None, method:
         piece = masks[k] if masks is not None else None
         for j in merged:
             other = d[j, :5].astype(np.float64)
-            if _iou(box, other) >= iou:
+            if bbox_overlaps(box[None, :4], other[None, :4])[0, 0] >= iou:
                 box[:2] = np.minimum(box[:2], other[:2])
                 box[2:4] = np.maximum(box[2:4], other[2:4])
                 box[4] = max(box[4], other[4])
