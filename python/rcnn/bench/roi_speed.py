@@ -15,6 +15,14 @@ all levels, 7x7, AVE, DETECTRON alignment, sampling_ratio 2 and adaptive) times
 PyramidROIAlign against two single-level baselines on the same RoIs: ROIAlign on each RoI's
 own level (one ROIAlign per level on that level's RoIs, times summed: the same work without
 the level dispatch) and ROIAlign on P3 for every RoI. A second table gives the ratios.
+
+Optional anchor: Intel Extension for PyTorch (IPEX) 2.8's RoIAlign on the AVE half_pixel sr2
+(torchvision aligned=True) and AVE adaptive (DETECTRON alignment = aligned=False, sampling_ratio
+0) rows, forward and backward, channels_last in and out ("IPEX CL") and NCHW in and out with the
+layout conversions timed ("IPEX NCHW+conv"): rcnn/bench/ipex_anchor.py, run per thread count by
+the python of a separate virtualenv (scripts/ipex_venv.sh; $IPEX_VENV, default build/ipex-venv)
+on the same inputs, its forward checked against onnxruntime's and its backward against ours.
+Without that virtualenv (or with --no-ipex) the columns are left out, with a note.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -75,6 +84,24 @@ OURS: dict[str, tuple[str, dict[str, Any], Callable[..., OrtRoiOp] | None]] = {
     "ROIAlign bicubic (MAX, 2x2)": ("ROIAlign", {"bi_type": 1}, None),
     "ROIPooling": ("ROIPooling", {}, max_roi_pool_op),
 }
+
+# The rows with an IPEX anchor: name -> IPEX RoIAlign's (sampling_ratio, aligned). torchvision's
+# (and IPEX's) aligned=True is our HALF_PIXEL alignment, aligned=False our DETECTRON (RoI sides
+# at least 1); sampling_ratio 0 is adaptive in all three.
+IPEX_ROWS: dict[str, tuple[int, bool]] = {
+    "ROIAlign AVE half_pixel sr2": (2, True),
+    "ROIAlign AVE adaptive": (0, False),
+}
+ROOT = Path(__file__).resolve().parents[3]
+IPEX_ANCHOR = Path(__file__).resolve().with_name("ipex_anchor.py")
+IPEX_HOWTO = "bash scripts/ipex_venv.sh"
+# ipex_anchor's record -> the row's keys
+IPEX_KEYS = {"cl_forward_ms": "ipex_cl_forward_ms", "cl_backward_ms": "ipex_cl_backward_ms",
+             "nchw_conv_forward_ms": "ipex_nchw_conv_forward_ms",
+             "nchw_conv_backward_ms": "ipex_nchw_conv_backward_ms",
+             "max_abs_diff_forward": "ipex_max_abs_diff_forward",
+             "max_abs_diff_backward": "ipex_max_abs_diff_backward"}
+IPEX_TOLERANCE = 1e-4   # forward agreement with onnxruntime below which no warning is logged
 
 
 def make_inputs(shape, scale, n, seed=0):
@@ -161,7 +188,79 @@ def add_pyramid_ratios(rows: list[dict[str, Any]]) -> None:
             pyr[f"{pass_}_over_{name}"] = pyr[f"{pass_}_ms"] / base if base else float("nan")
 
 
-def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: bool):
+def ipex_venv() -> Path:
+    """The IPEX benchmark virtualenv's folder: $IPEX_VENV, else build/ipex-venv."""
+    return Path(os.environ.get("IPEX_VENV") or ROOT / "build" / "ipex-venv")
+
+
+def ipex_python() -> Path | None:
+    """The IPEX virtualenv's python, None where there is none."""
+    python = ipex_venv() / "bin" / "python"
+    return python if python.is_file() and os.access(python, os.X_OK) else None
+
+
+def ipex_skip_note() -> str:
+    """The one note logged when the IPEX columns are left out for want of the virtualenv."""
+    return (f"IPEX columns skipped: no IPEX virtualenv at {ipex_venv()} (create it with "
+            f"`{IPEX_HOWTO}`, or point IPEX_VENV at one; --no-ipex skips them silently)")
+
+
+def write_ipex_case(folder: str, key: str, name: str, x: np.ndarray, rois: np.ndarray,
+                    scale: float, pooled: int, ref: np.ndarray, ref_grad: np.ndarray) -> str:
+    """Saves one ipex_anchor case (top diff ones, as our backward timing uses); its file stem."""
+    sampling_ratio, aligned = IPEX_ROWS[name]
+    stem = f"{key}__{name.replace(' ', '_')}"
+    np.savez(Path(folder) / f"{stem}.npz", x=x, rois=rois, spatial_scale=scale,
+             pooled_h=pooled, pooled_w=pooled, sampling_ratio=sampling_ratio, aligned=aligned,
+             ref=ref, ref_grad=ref_grad)
+    return stem
+
+
+def run_ipex_anchor(python: Path, folder: str, threads: int,
+                    repeats: int) -> dict[str, Any] | None:
+    """ipex_anchor.py over every case in folder at `threads` threads, in its own process (the
+    IPEX virtualenv's python, OMP_NUM_THREADS set, no PYTHONPATH); None if it failed."""
+    cases = sorted(str(p) for p in Path(folder).glob("*.npz"))
+    if not cases:
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env.pop("PYTHONPATH", None)
+    env.pop("OMP_WAIT_POLICY", None)
+    cmd = [str(python), str(IPEX_ANCHOR), "--threads", str(threads), "--repeats", str(repeats),
+           *cases]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        log.error("ipex_anchor failed for %d thread(s) (no IPEX columns for it):\n%s", threads,
+                  proc.stderr[-3000:])
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def add_ipex_columns(rows: list[dict[str, Any]], result: dict[str, Any] | None,
+                     threads: int) -> None:
+    """Moves ipex_anchor's times and differences into the CPU rows of `threads` it timed (and
+    drops their case names). A forward difference over IPEX_TOLERANCE is logged."""
+    for row in rows:
+        if row["threads"] != threads or row["device"] != "CPU" or "ipex_case" not in row:
+            continue
+        rec = (result or {}).get("cases", {}).get(row.pop("ipex_case"))
+        if rec is None:
+            continue
+        row.update({new: rec[old] for old, new in IPEX_KEYS.items() if old in rec})
+        diff = row.get("ipex_max_abs_diff_forward", 0.0)
+        log.info("%s | IPEX %s | %d thread(s): CL forward %.2f ms, backward %.2f ms; NCHW+conv "
+                 "forward %.2f ms, backward %.2f ms; max |IPEX - onnxruntime| %.2g, "
+                 "max |IPEX grad - ours| %.2g", row["input"], row["method"], threads,
+                 row["ipex_cl_forward_ms"], row["ipex_cl_backward_ms"],
+                 row["ipex_nchw_conv_forward_ms"], row["ipex_nchw_conv_backward_ms"], diff,
+                 row.get("ipex_max_abs_diff_backward", float("nan")))
+        if not diff <= IPEX_TOLERANCE:
+            log.warning("%s | %s: IPEX's forward differs from onnxruntime's by %.3g (> %g)",
+                        row["input"], row["method"], diff, IPEX_TOLERANCE)
+
+
+def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: bool,
+                         ipex_dir: str | None = None):
     import caffe
 
     if gpu:
@@ -198,6 +297,10 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
                 feed = op.feed(x, rois)
                 row["onnxruntime_forward_ms"] = 1e3 * median_time(
                     lambda s=op.session, f=feed: s.run(None, f), repeats)
+                if ipex_dir and name in IPEX_ROWS:
+                    row["ipex_case"] = write_ipex_case(
+                        ipex_dir, key, name, x, rois, scale, pooled, op(x, rois),
+                        runner.net.blobs["data"].diff.copy())
             rows.append(row)
             log.info("%s | %s | %d thread(s): forward %.2f ms, backward %.2f ms%s", key, name,
                      threads, row["forward_ms"], row["backward_ms"],
@@ -206,12 +309,22 @@ def run_one_thread_count(threads: int, repeats: int, inputs: list[str], gpu: boo
     return rows
 
 
+def ipex_cell(r: dict[str, Any], way: str, width: int) -> str:
+    """'fwd/bwd' ms of one IPEX way ("cl" or "nchw_conv") for the table, blank without it."""
+    fwd, bwd = r.get(f"ipex_{way}_forward_ms"), r.get(f"ipex_{way}_backward_ms")
+    return f"{f'{fwd:.2f}/{bwd:.2f}':>{width}}" if fwd is not None else " " * width
+
+
 def table(rows: list[dict[str, Any]]) -> str:
+    """The single-level table; the IPEX columns only where some row has IPEX times."""
     pool = {(r["input"], r["threads"], r["device"]): r for r in rows
             if r["method"] == "ROIPooling"}
     rows = sorted(rows, key=lambda r: (r["device"], r["threads"]))
+    with_ipex = any("ipex_cl_forward_ms" in r for r in rows)
     head = (f"{'input':<20} {'method':<28} {'dev':<4} {'thr':>3} {'fwd ms':>9} {'bwd ms':>9} "
             f"{'bwd/fwd':>7} {'ORT ms':>9} {'ORT/ours':>8} {'/ROIPool':>8}")
+    if with_ipex:
+        head += f" {'IPEX CL fwd/bwd':>17} {'IPEX NCHW+conv fwd/bwd':>22}"
     lines = [head, "-" * len(head)]
     for r in rows:
         ort_ms = r.get("onnxruntime_forward_ms")
@@ -221,7 +334,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['input']:<20} {r['method']:<28} {r['device']:<4} {r['threads']:>3} "
             f"{r['forward_ms']:>9.2f} {r['backward_ms']:>9.2f} "
-            f"{r['backward_ms'] / r['forward_ms']:>7.2f} {ort_cols} {vs_pool:>8.2f}")
+            f"{r['backward_ms'] / r['forward_ms']:>7.2f} {ort_cols} {vs_pool:>8.2f}"
+            + (f" {ipex_cell(r, 'cl', 17)} {ipex_cell(r, 'nchw_conv', 22)}".rstrip()
+               if with_ipex else ""))
     return "\n".join(lines)
 
 
@@ -260,12 +375,16 @@ def main(argv: list[str] | None = None) -> int:
                     choices=[*INPUTS, *PYRAMID_INPUTS])
     ap.add_argument("--gpu", action="store_true", help="also time GPU mode (CUDA builds)")
     ap.add_argument("--json", default="output/bench/roi_speed.json")
+    ap.add_argument("--no-ipex", action="store_true",
+                    help="leave out the optional IPEX columns even where its virtualenv exists")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--ipex-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s")
     os.environ.setdefault("GLOG_minloglevel", "2")
     if args.worker is not None:
-        rows = run_one_thread_count(args.worker, args.repeats, args.inputs, args.gpu)
+        rows = run_one_thread_count(args.worker, args.repeats, args.inputs, args.gpu,
+                                    args.ipex_dir)
         print("ROWS" + json.dumps(rows))
         return 0
     rows: list[dict[str, Any]] = []
@@ -278,24 +397,43 @@ def main(argv: list[str] | None = None) -> int:
                 args.repeats, {k: INPUTS[k] for k in args.inputs if k in INPUTS})]
         except ImportError:
             log.info("torchvision is not installed: no torchvision rows")
+    ipex_meta: dict[str, Any]
+    python = None if args.no_ipex else ipex_python()
+    if args.no_ipex:
+        ipex_meta = {"skipped": "--no-ipex"}
+    elif python is None:
+        ipex_meta = {"skipped": ipex_skip_note()}
+        log.info("%s", ipex_meta["skipped"])
+    else:
+        ipex_meta = {"python": str(python)}
     for threads, gpu in runs:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
         env.pop("OMP_WAIT_POLICY", None)  # the OpenMP default, as docs/BENCHMARKS.md measured
-        cmd = [sys.executable, "-m", "rcnn.bench.roi_speed", "--worker", str(threads),
-               "--repeats", str(args.repeats), "--inputs", *args.inputs,
-               *(["--gpu"] if gpu else [])]
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-        if proc.returncode:
-            log.error("worker for %d thread(s) failed", threads)
-            return proc.returncode
-        rows += json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("ROWS"))[4:])
+        with tempfile.TemporaryDirectory(prefix="bench_roi_ipex_") as ipex_dir:
+            cmd = [sys.executable, "-m", "rcnn.bench.roi_speed", "--worker", str(threads),
+                   "--repeats", str(args.repeats), "--inputs", *args.inputs,
+                   *(["--gpu"] if gpu else []),
+                   *(["--ipex-dir", ipex_dir] if python and not gpu else [])]
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+            if proc.returncode:
+                log.error("worker for %d thread(s) failed", threads)
+                return proc.returncode
+            new = json.loads(next(x for x in proc.stdout.splitlines()
+                                  if x.startswith("ROWS"))[4:])
+            if python and not gpu:
+                result = run_ipex_anchor(python, ipex_dir, threads, args.repeats)
+                add_ipex_columns(new, result, threads)
+                if result:
+                    ipex_meta.update(torch=result["torch"], ipex=result["ipex"],
+                                     api=result["api"])
+        rows += new
     print(table(rows))
     if any(r.get("pyramid_role") for r in rows):
         print()
         print(pyramid_table(rows))
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "repeats": args.repeats,
-            "inputs": {k: input_meta(k) for k in args.inputs}}
+            "inputs": {k: input_meta(k) for k in args.inputs}, "ipex": ipex_meta}
     try:
         import onnxruntime
 
