@@ -6,22 +6,58 @@
 
 #include <stdint.h>
 
-// The CPU RoI passes' hot loops are compiled once per instruction set and chosen at run time
-// (GCC function multi-versioning on x86-64); elsewhere, or with ROI_NATIVE (Makefile.config:
-// -march=native), they are plain functions.
+// The CPU RoI passes' hot loops are compiled once per instruction set (AVX-512, AVX2, plain
+// x86-64) and chosen at run time by Isa() below; elsewhere, or with ROI_NATIVE
+// (Makefile.config: -march=native), there is one plain version compiled for the build's
+// target. ROI_ISA_VERSIONS(f, params, body) defines fAvx512 / fAvx2 / fPlain (each the same
+// body, compiled for its instruction set); ROI_ISA_PICK(f) is the one for Isa().
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ROI_NATIVE)
-#define ROI_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define ROI_ISA_X86 1
+#define ROI_ISA_VERSIONS(f, params, body) \
+  __attribute__((target("avx512f"))) void f##Avx512 params { body; } \
+  __attribute__((target("avx2"))) void f##Avx2 params { body; } \
+  void f##Plain params { body; }
+#define ROI_ISA_PICK(f) \
+  (::caffe::channels_last::Isa() == ::caffe::channels_last::kAvx512 ? f##Avx512 \
+      : (::caffe::channels_last::Isa() == ::caffe::channels_last::kAvx2 ? f##Avx2 : f##Plain))
 #else
-#define ROI_CPU_CLONES
+#define ROI_ISA_VERSIONS(f, params, body) void f##Plain params { body; }
+#define ROI_ISA_PICK(f) f##Plain
 #endif
 
 namespace caffe {
 namespace channels_last {
 
+// Outputs of more bytes than this are written with Transpose's streaming stores: they do not
+// fit a core's L2 cache, so reading their lines in before writing them only costs bandwidth.
+const int64_t kStreamBytes = 4 << 20;
+
+// The instruction sets the CPU passes have versions for.
+enum IsaLevel { kPlain = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The best level this CPU runs (kPlain off x86-64 or with ROI_NATIVE), lowered by the
+// environment variable ROI_CPU_ISA=plain|avx2|avx512 (read once), which lets one machine
+// measure and test the versions another machine would run. An unknown value is an error that
+// names the variable and the value.
+IsaLevel Isa();
+
 // Below this many elements of work a CPU RoI pass runs on the calling thread: starting and
 // joining an OpenMP team costs more than it saves (the gradient checker's thousands of
 // passes over tiny blobs, for instance).
 const int64_t kParallelWork = 1 << 15;
+
+// dst (cols, rows) = the transpose of src (rows, cols): dst[c * dst_stride + r] =
+// src[r * src_stride + c]. One thread. float and int go through 16 x 16 (AVX-512) or 8 x 8
+// (AVX2) register tiles at `isa` (at most Isa()), double and the plain level through 8 x 8
+// blocks; it copies bits, so every level gives the same result. stream: dst is part of an
+// output larger than the cache, written once; with AVX-512 a dense dst (dst_stride == rows)
+// is then written with non-temporal stores, which skip reading each line in first.
+void Transpose(const float* src, int64_t src_stride, int rows, int cols, float* dst,
+    int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
+void Transpose(const int* src, int64_t src_stride, int rows, int cols, int* dst,
+    int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
+void Transpose(const double* src, int64_t src_stride, int rows, int cols, double* dst,
+    int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
 
 // out (num, plane, channels) = in (num, channels, plane); plane = H * W. OpenMP, tiled.
 template <typename Dtype>

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include <utility>
 #include <vector>
 
 #include "caffe/common.hpp"
@@ -58,6 +59,7 @@ class CpuPasses {
   std::vector<Taps<Dtype> > taps_y_, taps_x_;
   std::vector<int> tap_y_start_, tap_x_start_;
   std::vector<int> group_, group_start_;
+  std::vector<std::pair<uint32_t, int> > order_;  // forward: (Z-order key, RoI) of one map
   std::vector<Dtype> channels_last_;   // one map's data (forward) or gradient (backward)
 };
 

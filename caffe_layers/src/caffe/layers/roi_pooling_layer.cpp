@@ -52,15 +52,16 @@ inline __attribute__((always_inline)) void PoolRoi(const Dtype* in, int width, i
   }
 }
 
-ROI_CPU_CLONES void PoolRoiChannels(const float* in, int width, int channels, int pooled_h,
-    int pooled_w, const int* bounds, float* best, int* arg) {
-  PoolRoi(in, width, channels, pooled_h, pooled_w, bounds, best, arg);
-}
+ROI_ISA_VERSIONS(PoolRoiFloat, (const float* in, int width, int channels, int pooled_h,
+    int pooled_w, const int* bounds, float* best, int* arg),
+    PoolRoi(in, width, channels, pooled_h, pooled_w, bounds, best, arg))
+ROI_ISA_VERSIONS(PoolRoiDouble, (const double* in, int width, int channels, int pooled_h,
+    int pooled_w, const int* bounds, double* best, int* arg),
+    PoolRoi(in, width, channels, pooled_h, pooled_w, bounds, best, arg))
 
-ROI_CPU_CLONES void PoolRoiChannels(const double* in, int width, int channels, int pooled_h,
-    int pooled_w, const int* bounds, double* best, int* arg) {
-  PoolRoi(in, width, channels, pooled_h, pooled_w, bounds, best, arg);
-}
+// The version for this machine.
+decltype(&PoolRoiFloatPlain) PoolRoiChannels(float) { return ROI_ISA_PICK(PoolRoiFloat); }
+decltype(&PoolRoiDoublePlain) PoolRoiChannels(double) { return ROI_ISA_PICK(PoolRoiDouble); }
 
 }  // namespace
 
@@ -110,6 +111,8 @@ void ROIPoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
   }
   channels_last_.resize(bottom[0]->count());
   channels_last::FromNchw(data, bottom[0]->num(), channels, plane, channels_last_.data());
+  const auto pool_roi = PoolRoiChannels(Dtype(0));
+  const bool stream = top[0]->count() * sizeof(Dtype) > channels_last::kStreamBytes;
 #pragma omp parallel if (top[0]->count() > channels_last::kParallelWork)
   {
     // This thread's outputs of one RoI, channels last: (bins, channels).
@@ -119,15 +122,13 @@ void ROIPoolingLayer<Dtype>::Forward_cpu(const vector<Blob<Dtype>*>& bottom,
     for (int n = 0; n < num_rois_; ++n) {
       const Dtype* in = channels_last_.data()
           + static_cast<int64_t>(rois[n * 5]) * plane * channels;
-      PoolRoiChannels(in, width_, channels, pooled_h_, pooled_w_, &bounds_[n * per_roi * 3],
+      pool_roi(in, width_, channels, pooled_h_, pooled_w_, &bounds_[n * per_roi * 3],
           best.data(), arg.data());
       const int64_t first = static_cast<int64_t>(n) * channels * bins;
-      for (int c = 0; c < channels; ++c) {
-        for (int b = 0; b < bins; ++b) {
-          top_data[first + c * bins + b] = best[b * channels + c];
-          argmax[first + c * bins + b] = arg[b * channels + c];
-        }
-      }
+      channels_last::Transpose(best.data(), channels, bins, channels, top_data + first, bins,
+          stream);
+      channels_last::Transpose(arg.data(), channels, bins, channels, argmax + first, bins,
+          stream);
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -409,6 +410,88 @@ TEST(RoiKernelCountTest, CapKeepsTheGridStrideLoopInRange) {
   EXPECT_DEATH(CheckRoiKernelCount(p, static_cast<int64_t>(kMaxKernelCount) + 1, "top"),
       "ROIAlign layer 'roi_align_test': top has 1073741312 elements; the CUDA kernels "
       "handle at most 1073741311");
+}
+
+// ROIAlign with its argmaxes in view.
+template <typename Dtype>
+class ArgmaxROIAlign : public ROIAlignLayer<Dtype> {
+ public:
+  explicit ArgmaxROIAlign(const LayerParameter& p) : ROIAlignLayer<Dtype>(p) {}
+  const int* argmax() const { return this->argmax_.cpu_data(); }
+};
+
+// The forward is bit-identical to the geometry header's scalar definition (pool_bin per
+// channel), compared bit for bit, -0 against +0 included, and the argmaxes equal: in every
+// pool x bi_type x alignment, on a map with exact zeros and negative zeros, 67 channels (one
+// full block of the CPU pass and a partial one), RoIs from one pixel to larger than the map
+// (adaptive grids up to 19 samples a side, whose bins need more rows than the CPU pass keeps
+// at once) and one outside the map.
+TYPED_TEST(ROIAlignLayerTest, TestForwardBitIdenticalToDefinition) {
+  typedef typename TypeParam::Dtype Dtype;
+  const int channels = 67, height = 23, width = 29;
+  this->data_->Reshape(2, channels, height, width);
+  Dtype* x = this->data_->mutable_cpu_data();
+  for (int i = 0; i < this->data_->count(); ++i) {
+    const int k = (i * 7919) % 13;
+    x[i] = k == 0 ? Dtype(0) : (k == 1 ? -Dtype(0) : std::sin(Dtype(0.37) * i) * (k - 6));
+  }
+  this->SetRois(std::vector<Dtype>{0, 3, 4, 3, 4, 1, 10.5, 2.25, 60, 40.5, 0, 0, 0, 460, 360,
+      1, -30, -20, 500, 400, 0, 200, 150, 260, 180, 1, 900, 900, 950, 990, 0, 5, 5, 90, 8,
+      1, -100, -300, 700, 900});
+  struct Mode { const char* name; bool ave; int bi_type; int alignment; int sampling; };
+  const Mode modes[] = {
+    {"seed MAX", false, 0, ROIPoolingParameter_Alignment_CAFFE, 2},
+    {"AVE half-pixel sr2", true, 0, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
+    {"AVE detectron adaptive", true, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
+    {"MAX adaptive", false, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
+    {"bicubic MAX", false, 1, ROIPoolingParameter_Alignment_CAFFE, 2},
+    {"bicubic AVE adaptive", true, 1, ROIPoolingParameter_Alignment_HALF_PIXEL, 0},
+    {"bin corners AVE", true, 0, ROIPoolingParameter_Alignment_BIN_CORNERS, 2},
+    {"crop and resize", false, 0, ROIPoolingParameter_Alignment_CROP_AND_RESIZE, 1},
+  };
+  for (const Mode& mode : modes) {
+    LayerParameter param = this->Param(7, 5, Dtype(1) / 16);
+    ROIPoolingParameter* rp = param.mutable_roi_pooling_param();
+    rp->set_pool(mode.ave ? ROIPoolingParameter_PoolMethod_AVE
+        : ROIPoolingParameter_PoolMethod_MAX);
+    rp->set_bi_type(mode.bi_type);
+    rp->set_alignment(static_cast<ROIPoolingParameter_Alignment>(mode.alignment));
+    rp->set_sampling_ratio(mode.sampling);
+    ArgmaxROIAlign<Dtype> layer(param);
+    layer.SetUp(this->bottom_, this->top_vec_);
+    layer.Forward(this->bottom_, this->top_vec_);
+    const Dtype* top = this->top_->cpu_data();
+    roi_align::Params<Dtype> q = roi_align::ParamsFrom<Dtype>(*rp, height, width);
+    q.spatial_scale = Dtype(1) / 16;
+    for (int n = 0; n < this->rois_->num(); ++n) {
+      const Dtype* roi = this->rois_->cpu_data() + n * 5;
+      const roi_align::Box<Dtype> b = roi_align::roi_box(roi, q);
+      for (int c = 0; c < channels; ++c) {
+        const Dtype* plane = x + (static_cast<int>(roi[0]) * channels + c) * height * width;
+        for (int ph = 0; ph < q.pooled_h; ++ph) {
+          for (int pw = 0; pw < q.pooled_w; ++pw) {
+            auto ty = [&](int iy) { return roi_align::sample_taps(b.start_h, b.bin_h, ph, iy,
+                b.grid_h, height, q.bi_type, q.alignment); };
+            auto tx = [&](int ix) { return roi_align::sample_taps(b.start_w, b.bin_w, pw, ix,
+                b.grid_w, width, q.bi_type, q.alignment); };
+            int am = -1;
+            const Dtype want = q.bi_type == roi_align::kBicubic
+                ? roi_align::pool_bin<4>(plane, width, b.grid_h, b.grid_w, q.is_max, ty, tx,
+                    &am)
+                : roi_align::pool_bin<2>(plane, width, b.grid_h, b.grid_w, q.is_max, ty, tx,
+                    &am);
+            const int at = ((n * channels + c) * q.pooled_h + ph) * q.pooled_w + pw;
+            ASSERT_EQ(0, std::memcmp(&want, top + at, sizeof(Dtype))) << mode.name
+                << ": RoI " << n << " channel " << c << " bin (" << ph << ", " << pw
+                << "): " << want << " against " << top[at];
+            if (q.is_max) {
+              ASSERT_EQ(am, layer.argmax()[at]) << mode.name << ": RoI " << n;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 // Gradient checks over pool x bi_type x grid x alignment x pad_ratio.

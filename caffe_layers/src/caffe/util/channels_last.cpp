@@ -1,17 +1,229 @@
 #include <stdint.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#include "caffe/common.hpp"
 #include "caffe/layers/channels_last.hpp"
 
 namespace caffe {
 namespace channels_last {
 
 namespace {
-// Tiles of kTile channels x kTile pixels: both sides' reads and writes stay within a few cache
-// lines per row of the tile.
-const int kTile = 32;
+// Tiles of kTile channels x kTile pixels for the OpenMP split of FromNchw / ToNchw.
+const int kTile = 64;
+// The longest destination row that Transpose32Avx512 stages in L1 (16 rows of it: 16 KiB).
+const int kStageRows = 256;
+
+// The plain transpose: any type, any machine.
+template <typename T>
+void TransposePlain(const T* src, int64_t src_stride, int rows, int cols, T* dst,
+    int64_t dst_stride) {
+  const int kBlock = 8;
+  for (int c0 = 0; c0 < cols; c0 += kBlock) {
+    const int c1 = std::min(c0 + kBlock, cols);
+    for (int r0 = 0; r0 < rows; r0 += kBlock) {
+      const int r1 = std::min(r0 + kBlock, rows);
+      for (int c = c0; c < c1; ++c) {
+        for (int r = r0; r < r1; ++r) dst[c * dst_stride + r] = src[r * src_stride + c];
+      }
+    }
+  }
+}
+
+#if defined(ROI_ISA_X86)
+// GCC 12's intrinsics header starts some AVX-512 operations from an "undefined" register,
+// which -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// 16 x 16 tiles of 32-bit values in AVX-512 registers (unpack, unpack, two 128-bit lane
+// shuffles); partial tiles at the edges through masked loads and stores.
+// dst[0, n) = src[0, n); stream: with non-temporal stores for the aligned middle, which write
+// whole lines without reading them into the cache first (for outputs larger than the cache).
+__attribute__((target("avx512f"))) inline void CopyOut(const float* src, int n, float* dst,
+    bool stream) {
+  if (!stream) {
+    std::memcpy(dst, src, sizeof(float) * n);
+    return;
+  }
+  int i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 63); ++i) dst[i] = src[i];
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// One tile: out[i * out_stride + r0 + j] = src[(r0 + j) * src_stride + c0 + i] for i < nc,
+// j < nr (both at most 16); out is the destination's row c0.
+__attribute__((target("avx512f"), always_inline)) inline void TileAvx512(const float* src,
+    int64_t src_stride, int r0, int nr, int c0, int nc, float* out, int64_t out_stride) {
+  const __mmask16 load_mask = static_cast<__mmask16>((1u << nc) - 1);
+  const __mmask16 store_mask = static_cast<__mmask16>((1u << nr) - 1);
+  __m512 a[16], b[16];
+  for (int i = 0; i < 16; ++i) {
+    a[i] = i < nr ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + i) * src_stride + c0)
+        : _mm512_setzero_ps();
+  }
+  for (int i = 0; i < 16; i += 2) {
+    b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+    b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    for (int j = 0; j < 2; ++j) {
+      a[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b[i + j]),
+          _mm512_castps_pd(b[i + j + 2])));
+      a[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b[i + j]),
+          _mm512_castps_pd(b[i + j + 2])));
+    }
+  }
+  for (int i = 0; i < 16; i += 8) {
+    for (int j = 0; j < 4; ++j) {
+      b[i + j] = _mm512_shuffle_f32x4(a[i + j], a[i + j + 4], 0x88);
+      b[i + j + 4] = _mm512_shuffle_f32x4(a[i + j], a[i + j + 4], 0xdd);
+    }
+  }
+  for (int j = 0; j < 8; ++j) {
+    a[j] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0x88);
+    a[j + 8] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) {
+    if (i < nc) _mm512_mask_storeu_ps(out + i * out_stride + r0, store_mask, a[i]);
+  }
+}
+
+__attribute__((target("avx512f"))) void Transpose32Avx512(const float* src,
+    int64_t src_stride, int rows, int cols, float* dst, int64_t dst_stride, bool stream) {
+  if (src_stride == cols && dst_stride != rows) {
+    // A dense source (a RoI's (channels, bins) top diff): row blocks outside, so that it is
+    // read front to back, 16 whole rows at a time.
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+      for (int c0 = 0; c0 < cols; c0 += 16) {
+        TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, std::min(16, cols - c0),
+            dst + c0 * dst_stride, dst_stride);
+      }
+    }
+    return;
+  }
+  // Otherwise column blocks outside: the 16 destination rows of one block are finished before
+  // the next. When they are one contiguous stretch (dst_stride == rows, as for a RoI's
+  // (channels, bins) output), the block is transposed into a staging buffer in L1 and then
+  // copied out whole: full-line writes, where masked stores straight into memory that is not
+  // in cache would straddle lines and read each line in first.
+  const bool dense = dst_stride == rows && rows <= kStageRows;
+  alignas(64) float stage[16 * kStageRows];
+  for (int c0 = 0; c0 < cols; c0 += 16) {
+    const int nc = std::min(16, cols - c0);
+    float* out = dense ? stage : dst + c0 * dst_stride;
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+      TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, nc, out, dst_stride);
+    }
+    if (dense) CopyOut(stage, nc * rows, dst + c0 * dst_stride, stream);
+  }
+  if (dense && stream) _mm_sfence();  // order the streaming stores before any later use
+}
+
+#pragma GCC diagnostic pop
+
+// 8 x 8 tiles in AVX registers; the edges that do not fill a tile go the plain way.
+__attribute__((target("avx2"))) void Transpose32Avx2(const float* src, int64_t src_stride,
+    int rows, int cols, float* dst, int64_t dst_stride) {
+  const int full_r = rows / 8 * 8, full_c = cols / 8 * 8;
+  for (int c0 = 0; c0 < full_c; c0 += 8) {  // column blocks outside, as above
+    for (int r0 = 0; r0 < full_r; r0 += 8) {
+      __m256 a[8], b[8];
+      for (int i = 0; i < 8; ++i) a[i] = _mm256_loadu_ps(src + (r0 + i) * src_stride + c0);
+      for (int i = 0; i < 8; i += 2) {
+        b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+        b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        a[i] = _mm256_shuffle_ps(b[i], b[i + 2], 0x44);
+        a[i + 1] = _mm256_shuffle_ps(b[i], b[i + 2], 0xee);
+        a[i + 2] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0x44);
+        a[i + 3] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0xee);
+      }
+      for (int j = 0; j < 4; ++j) {
+        b[j] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x20);
+        b[j + 4] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x31);
+      }
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (c0 + i) * dst_stride + r0, b[i]);
+    }
+  }
+  if (full_c < cols) {
+    TransposePlain(src + full_c, src_stride, full_r, cols - full_c,
+        dst + full_c * dst_stride, dst_stride);
+  }
+  if (full_r < rows) {
+    TransposePlain(src + full_r * src_stride, src_stride, rows - full_r, cols,
+        dst + full_r, dst_stride);
+  }
+}
+
+#endif
+
+// 32-bit values (float, int) move through float registers: a transpose only copies bits.
+template <typename T>
+void Transpose32(const T* src, int64_t src_stride, int rows, int cols, T* dst,
+    int64_t dst_stride, IsaLevel isa, bool stream) {
+#if defined(ROI_ISA_X86)
+  const float* s = reinterpret_cast<const float*>(src);
+  float* d = reinterpret_cast<float*>(dst);
+  switch (std::min(isa, Isa())) {
+    case kAvx512:
+      return Transpose32Avx512(s, src_stride, rows, cols, d, dst_stride, stream);
+    case kAvx2: return Transpose32Avx2(s, src_stride, rows, cols, d, dst_stride);
+    default: break;
+  }
+#endif
+  TransposePlain(src, src_stride, rows, cols, dst, dst_stride);
+}
 }  // namespace
+
+IsaLevel Isa() {
+  static const IsaLevel level = [] {
+    IsaLevel best = kPlain;
+#if defined(ROI_ISA_X86)
+    __builtin_cpu_init();
+    best = __builtin_cpu_supports("avx512f") ? kAvx512
+        : (__builtin_cpu_supports("avx2") ? kAvx2 : kPlain);
+#endif
+    const char* want = std::getenv("ROI_CPU_ISA");
+    if (!want || !*want) return best;
+    const std::string w(want);
+    IsaLevel cap;
+    if (w == "plain") {
+      cap = kPlain;
+    } else if (w == "avx2") {
+      cap = kAvx2;
+    } else if (w == "avx512") {
+      cap = kAvx512;
+    } else {
+      LOG(FATAL) << "ROI_CPU_ISA=" << w << ": expected plain, avx2 or avx512";
+    }
+    return std::min(best, cap);
+  }();
+  return level;
+}
+
+void Transpose(const float* src, int64_t src_stride, int rows, int cols, float* dst,
+    int64_t dst_stride, bool stream, IsaLevel isa) {
+  Transpose32(src, src_stride, rows, cols, dst, dst_stride, isa, stream);
+}
+
+void Transpose(const int* src, int64_t src_stride, int rows, int cols, int* dst,
+    int64_t dst_stride, bool stream, IsaLevel isa) {
+  Transpose32(src, src_stride, rows, cols, dst, dst_stride, isa, stream);
+}
+
+void Transpose(const double* src, int64_t src_stride, int rows, int cols, double* dst,
+    int64_t dst_stride, bool, IsaLevel) {
+  TransposePlain(src, src_stride, rows, cols, dst, dst_stride);
+}
 
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
@@ -20,15 +232,8 @@ void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
 #pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
-    const Dtype* src = in + static_cast<int64_t>(n) * channels * plane;
-    Dtype* dst = out + static_cast<int64_t>(n) * plane * channels;
-    for (int c0 = 0; c0 < channels; c0 += kTile) {
-      const int c1 = std::min(c0 + kTile, channels);
-      for (int p = p0; p < p1; ++p) {
-        for (int c = c0; c < c1; ++c) dst[static_cast<int64_t>(p) * channels + c] =
-            src[static_cast<int64_t>(c) * plane + p];
-      }
-    }
+    Transpose(in + static_cast<int64_t>(n) * channels * plane + p0, plane, channels, p1 - p0,
+        out + (static_cast<int64_t>(n) * plane + p0) * channels, channels);
   }
 }
 
@@ -39,15 +244,8 @@ void ToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
 #pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
-    const Dtype* src = in + static_cast<int64_t>(n) * plane * channels;
-    Dtype* dst = out + static_cast<int64_t>(n) * channels * plane;
-    for (int c0 = 0; c0 < channels; c0 += kTile) {
-      const int c1 = std::min(c0 + kTile, channels);
-      for (int c = c0; c < c1; ++c) {
-        for (int p = p0; p < p1; ++p) dst[static_cast<int64_t>(c) * plane + p] =
-            src[static_cast<int64_t>(p) * channels + c];
-      }
-    }
+    Transpose(in + (static_cast<int64_t>(n) * plane + p0) * channels, channels, p1 - p0,
+        channels, out + static_cast<int64_t>(n) * channels * plane + p0, plane);
   }
 }
 
@@ -56,6 +254,7 @@ template void FromNchw<double>(const double*, int, int, int, double*);
 template void FromNchw<int>(const int*, int, int, int, int*);
 template void ToNchw<float>(const float*, int, int, int, float*);
 template void ToNchw<double>(const double*, int, int, int, double*);
+template void ToNchw<int>(const int*, int, int, int, int*);
 
 template <typename Dtype>
 void Zero(int64_t count, Dtype* x) {

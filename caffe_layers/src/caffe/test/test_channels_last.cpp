@@ -1,0 +1,66 @@
+// The layout changes of the CPU RoI passes (channels_last.hpp): the register-tile transposes
+// against the definition dst[c][r] = src[r][c], at sizes that leave partial tiles on every
+// side, with strides wider than the rows, and the NCHW <-> NHWC round trip.
+#include <stdint.h>
+
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#include "caffe/layers/channels_last.hpp"
+
+namespace caffe {
+
+template <typename T>
+class ChannelsLastTest : public ::testing::Test {};
+
+typedef ::testing::Types<float, double, int> ChannelsLastTypes;
+TYPED_TEST_CASE(ChannelsLastTest, ChannelsLastTypes);
+
+TYPED_TEST(ChannelsLastTest, TransposeMatchesDefinition) {
+  typedef TypeParam T;
+  const int sizes[] = {1, 3, 7, 8, 15, 16, 17, 31, 49, 64};
+  for (int level = channels_last::kPlain; level <= channels_last::Isa(); ++level) {
+  const channels_last::IsaLevel isa = static_cast<channels_last::IsaLevel>(level);
+  for (int dense = 0; dense < 2; ++dense) {
+  const bool stream = dense;  // the streaming stores apply to dense destinations
+  for (int rows : sizes) {
+    for (int cols : sizes) {
+      const int64_t src_stride = cols + 3, dst_stride = rows + (dense ? 0 : 5);
+      std::vector<T> src(rows * src_stride);
+      for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<T>(i * 7 % 1000) - 500;
+      // The destination's padding must stay untouched.
+      std::vector<T> dst(cols * dst_stride, static_cast<T>(-9999));
+      channels_last::Transpose(src.data(), src_stride, rows, cols, dst.data(), dst_stride,
+          stream, isa);
+      for (int c = 0; c < cols; ++c) {
+        for (int r = 0; r < dst_stride; ++r) {
+          const T want = r < rows ? src[r * src_stride + c] : static_cast<T>(-9999);
+          ASSERT_EQ(want, dst[c * dst_stride + r]) << "level " << level << ", " << rows
+              << "x" << cols << " at (" << r << ", " << c << ")";
+        }
+      }
+    }
+  }
+  }
+  }
+}
+
+TYPED_TEST(ChannelsLastTest, NchwRoundTrip) {
+  typedef TypeParam T;
+  const int num = 2, channels = 37, plane = 5 * 29;
+  std::vector<T> nchw(num * channels * plane), nhwc(nchw.size()), back(nchw.size());
+  for (size_t i = 0; i < nchw.size(); ++i) nchw[i] = static_cast<T>(i % 977);
+  channels_last::FromNchw(nchw.data(), num, channels, plane, nhwc.data());
+  for (int n = 0; n < num; ++n) {
+    for (int c = 0; c < channels; ++c) {
+      for (int p = 0; p < plane; ++p) {
+        ASSERT_EQ(nchw[(n * channels + c) * plane + p], nhwc[(n * plane + p) * channels + c]);
+      }
+    }
+  }
+  channels_last::ToNchw(nhwc.data(), num, channels, plane, back.data());
+  EXPECT_EQ(nchw, back);
+}
+
+}  // namespace caffe
