@@ -10,18 +10,29 @@
 // x86-64) and chosen at run time by Isa() below; elsewhere, or with ROI_NATIVE
 // (Makefile.config: -march=native), there is one plain version compiled for the build's
 // target. ROI_ISA_VERSIONS(f, params, body) defines fAvx512 / fAvx2 / fPlain (each the same
-// body, compiled for its instruction set); ROI_ISA_PICK(f) is the one for Isa().
+// body, compiled for its instruction set, in which kVecBytes is the width of its vector
+// registers: 64, 32, 16); ROI_ISA_PICK(f) is the one for Isa().
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ROI_NATIVE)
 #define ROI_ISA_X86 1
 #define ROI_ISA_VERSIONS(f, params, body) \
-  __attribute__((target("avx512f"))) void f##Avx512 params { body; } \
-  __attribute__((target("avx2"))) void f##Avx2 params { body; } \
-  void f##Plain params { body; }
+  __attribute__((target("avx512f"))) void f##Avx512 params { \
+    const int kVecBytes = 64; (void)kVecBytes; body; } \
+  __attribute__((target("avx2"))) void f##Avx2 params { \
+    const int kVecBytes = 32; (void)kVecBytes; body; } \
+  void f##Plain params { const int kVecBytes = 16; (void)kVecBytes; body; }
 #define ROI_ISA_PICK(f) \
   (::caffe::channels_last::Isa() == ::caffe::channels_last::kAvx512 ? f##Avx512 \
       : (::caffe::channels_last::Isa() == ::caffe::channels_last::kAvx2 ? f##Avx2 : f##Plain))
 #else
-#define ROI_ISA_VERSIONS(f, params, body) void f##Plain params { body; }
+#if defined(__AVX512F__)
+#define ROI_NATIVE_VEC_BYTES 64
+#elif defined(__AVX2__)
+#define ROI_NATIVE_VEC_BYTES 32
+#else
+#define ROI_NATIVE_VEC_BYTES 16
+#endif
+#define ROI_ISA_VERSIONS(f, params, body) \
+  void f##Plain params { const int kVecBytes = ROI_NATIVE_VEC_BYTES; (void)kVecBytes; body; }
 #define ROI_ISA_PICK(f) f##Plain
 #endif
 

@@ -1,6 +1,7 @@
 #include <stdint.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "caffe/layers/channels_last.hpp"
@@ -202,13 +203,146 @@ inline __attribute__((always_inline)) void PoolBinBlock(const BinPlan<K, Dtype>&
   for (int j = 0; j < lanes; ++j) out[j] = acc[j] / d;
 }
 
+// The vectors below live in always-inline functions of this file only, so the ABI note GCC
+// gives for passing them where AVX-512 is not enabled does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// Vectors of Dtype one register wide (Bytes: 64 AVX-512, 32 AVX2, 16 SSE; GCC vector
+// extensions), with lane-wise IEEE operations: a lane of a * b + c is exactly the scalar
+// a * b + c (no contraction, -ffp-contract=off). I: the integer lanes of the same width.
+template <typename Dtype, int Bytes> struct Simd;
+template <int Bytes> struct Simd<float, Bytes> {
+  typedef float V __attribute__((vector_size(Bytes)));
+  typedef int32_t I __attribute__((vector_size(Bytes)));
+};
+template <int Bytes> struct Simd<double, Bytes> {
+  typedef double V __attribute__((vector_size(Bytes)));
+  typedef int64_t I __attribute__((vector_size(Bytes)));
+};
+
+template <typename V, typename T>
+inline __attribute__((always_inline)) V LoadV(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+
+template <typename V, typename T>
+inline __attribute__((always_inline)) void StoreV(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// Every lane x (no arithmetic, so -0 stays -0).
+template <typename V, typename T>
+inline __attribute__((always_inline)) V Splat(T x) {
+  V v;
+  for (unsigned i = 0; i < sizeof(V) / sizeof(v[0]); ++i) v[i] = x;
+  return v;
+}
+
+// Lane-wise take ? a : b for a mask of all-ones / all-zeros lanes, as bit operations (which
+// every instruction set has at every width; GCC lowers a vector ?: on a 64-byte vector
+// without AVX-512 lane by lane).
+template <typename V, typename I>
+inline __attribute__((always_inline)) V Select(const I& take, const V& a, const V& b) {
+  I ia, ib;
+  std::memcpy(&ia, &a, sizeof(V));
+  std::memcpy(&ib, &b, sizeof(V));
+  const I r = (take & ia) | (~take & ib);
+  V out;
+  std::memcpy(&out, &r, sizeof(V));
+  return out;
+}
+
+// PoolBinBlock for a full block of kLanes channels in vector registers: the same operations
+// on each lane in the same order, with the accumulators and argmaxes held in registers.
+template <int K, int Bytes, typename Dtype>
+inline __attribute__((always_inline)) void PoolBinVectors(const BinPlan<K, Dtype>& plan,
+    int c0, bool is_max, Dtype* __restrict__ buf, Dtype* __restrict__ out,
+    int* __restrict__ am) {
+  typedef typename Simd<Dtype, Bytes>::V V;
+  typedef typename Simd<Dtype, Bytes>::I I;
+  const int W = sizeof(V) / sizeof(Dtype);  // lanes per vector
+  const int N = kLanes / W;                  // vectors per block
+  V acc[N];
+  I best[N];
+#pragma GCC unroll 16
+  for (int v = 0; v < N; ++v) {
+    acc[v] = Splat<V>(Dtype(0));
+    best[v] = Splat<I>(-1);
+  }
+  const int groups = static_cast<int>(plan.row_start.size()) - 1;
+  for (int g = 0; g < groups; ++g) {
+    for (int i = plan.row_start[g]; i < plan.row_start[g + 1]; ++i) {
+      const RowJob<K, Dtype>& job = plan.rows[i];
+      V w[K];
+      for (int l = 0; l < K; ++l) w[l] = Splat<V>(job.w[l]);
+#pragma GCC unroll 16
+      for (int v = 0; v < N; ++v) {
+        V t = w[0] * LoadV<V>(job.tap[0] + c0 + v * W);
+#pragma GCC unroll 4
+        for (int l = 1; l < K; ++l) t += w[l] * LoadV<V>(job.tap[l] + c0 + v * W);
+        StoreV(buf + job.dst + v * W, t);
+      }
+    }
+    for (int i = plan.sample_start[g]; i < plan.sample_start[g + 1]; ++i) {
+      const SampleJob<K, Dtype>& job = plan.samples[i];
+      if (!job.inside && !is_max) continue;  // AVE: an outside sample adds 0
+      V val[N];
+      if (job.inside) {
+        V w[K];
+        for (int k = 0; k < K; ++k) w[k] = Splat<V>(job.w[k]);
+#pragma GCC unroll 16
+        for (int v = 0; v < N; ++v) {
+          V t = w[0] * LoadV<V>(buf + job.src[0] + v * W);
+#pragma GCC unroll 4
+          for (int k = 1; k < K; ++k) t += w[k] * LoadV<V>(buf + job.src[k] + v * W);
+          val[v] = t;
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int v = 0; v < N; ++v) val[v] = Splat<V>(Dtype(0));
+      }
+      if (!is_max) {
+#pragma GCC unroll 16
+        for (int v = 0; v < N; ++v) acc[v] += val[v];
+        continue;
+      }
+      const I s = Splat<I>(job.s);
+#pragma GCC unroll 16
+      for (int v = 0; v < N; ++v) {
+        val[v] += Splat<V>(Dtype(0));  // -0 -> +0, as interpolate's leading 0
+        if (job.s == 0) {              // the first sample is taken
+          acc[v] = val[v];
+          best[v] = s;
+        } else {
+          const I take = val[v] > acc[v];
+          acc[v] = Select(take, val[v], acc[v]);
+          best[v] = (take & s) | (~take & best[v]);
+        }
+      }
+    }
+  }
+  if (is_max) {
+#pragma GCC unroll 16
+    for (int v = 0; v < N; ++v) {
+      StoreV(out + v * W, acc[v]);
+      for (int j = 0; j < W; ++j) am[v * W + j] = static_cast<int>(best[v][j]);
+    }
+    return;
+  }
+  const V d = Splat<V>(static_cast<Dtype>(plan.count > 1 ? plan.count : 1));
+#pragma GCC unroll 16
+  for (int v = 0; v < N; ++v) StoreV(out + v * W, acc[v] / d);
+}
+
 // One bin, every channel: out / am point at the bin's row of the RoI's (bins, channels) tile.
-template <int K, typename Dtype>
+template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBin(const BinPlan<K, Dtype>& plan,
     int channels, bool is_max, Dtype* buf, Dtype* out, int* am) {
   int c0 = 0;
   for (; c0 + kLanes <= channels; c0 += kLanes) {
-    PoolBinBlock<K, true>(plan, c0, kLanes, is_max, buf, out + c0, is_max ? am + c0 : NULL);
+    PoolBinVectors<K, Bytes>(plan, c0, is_max, buf, out + c0, is_max ? am + c0 : NULL);
   }
   if (c0 < channels) {
     PoolBinBlock<K, false>(plan, c0, channels - c0, is_max, buf, out + c0,
@@ -258,9 +392,47 @@ inline __attribute__((always_inline)) void ScatterWinners(Dtype* out, int width,
   }
 }
 
+// Channels per block of the backward pass: a block's share of a pixel is 8 (float) or 16
+// (double) cache lines, and C / kBlock blocks (4 for C = 512) keep two threads busy.
+const int kBlock = 128;
+
+// ScatterChannels / ScatterWinners for a full block of kBlock channels in registers of Bytes
+// (the same operations per lane, in the same order). am: the block's argmaxes (MAX; float
+// only, whose integer lanes are as wide as an int), or NULL (AVE: every channel).
+template <int Bytes, int K, typename Dtype>
+inline __attribute__((always_inline)) void ScatterVectors(Dtype* out, int width,
+    int channels, const Taps<Dtype>& ty, const Taps<Dtype>& tx, int sample,
+    const int* __restrict__ am, const Dtype* __restrict__ g) {
+  typedef typename Simd<Dtype, Bytes>::V V;
+  typedef typename Simd<Dtype, Bytes>::I I;
+  const int W = sizeof(V) / sizeof(Dtype);
+  const int N = kBlock / W;
+  I take[N];
+  if (am) {
+    const I s = Splat<I>(sample);
+#pragma GCC unroll 16
+    for (int v = 0; v < N; ++v) take[v] = LoadV<I>(am + v * W) == s;
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < K; ++k) {
+    const V wy = Splat<V>(ty.weight(k));
+#pragma GCC unroll 4
+    for (int l = 0; l < K; ++l) {
+      const V wx = Splat<V>(tx.weight(l));
+      Dtype* dst = out + (static_cast<int64_t>(ty.index(k)) * width + tx.index(l)) * channels;
+#pragma GCC unroll 16
+      for (int v = 0; v < N; ++v) {
+        V term = LoadV<V>(g + v * W) * wy * wx;
+        if (am) term = Select(take[v], term, Splat<V>(Dtype(0)));
+        StoreV(dst + v * W, LoadV<V>(dst + v * W) + term);
+      }
+    }
+  }
+}
+
 // AVE backward of one RoI for channels [c0, c0 + block): g holds its top diff as
 // (bins, block), out points at the channels-last gradient of its image, offset by c0.
-template <int K, typename Dtype>
+template <int Bytes, int K, typename Dtype>
 inline __attribute__((always_inline)) void BackwardRoiAve(Dtype* out, int width,
     int channels, int block, int pooled_h, int pooled_w, const Box<Dtype>& b,
     const Taps<Dtype>* ty, const Taps<Dtype>* tx, Dtype* g) {
@@ -277,8 +449,12 @@ inline __attribute__((always_inline)) void BackwardRoiAve(Dtype* out, int width,
       for (int iy = 0; iy < b.grid_h; ++iy) {
         if (!bty[iy].inside) continue;
         for (int ix = 0; ix < b.grid_w; ++ix) {
-          if (btx[ix].inside) ScatterChannels<K>(out, width, channels, block, bty[iy],
-              btx[ix], gb);
+          if (!btx[ix].inside) continue;
+          if (block == kBlock) {
+            ScatterVectors<Bytes, K>(out, width, channels, bty[iy], btx[ix], 0, NULL, gb);
+          } else {
+            ScatterChannels<K>(out, width, channels, block, bty[iy], btx[ix], gb);
+          }
         }
       }
     }
@@ -287,7 +463,7 @@ inline __attribute__((always_inline)) void BackwardRoiAve(Dtype* out, int width,
 
 // MAX backward of one RoI for channels [c0, c0 + block): g and am hold its top diff and
 // argmaxes as (bins, block).
-template <int K, typename Dtype>
+template <int Bytes, int K, typename Dtype>
 inline __attribute__((always_inline)) void BackwardRoiMax(Dtype* out, int width,
     int channels, int block, int pooled_h, int pooled_w, const Box<Dtype>& b,
     const Taps<Dtype>* ty, const Taps<Dtype>* tx, const Dtype* g, const int* am) {
@@ -299,8 +475,14 @@ inline __attribute__((always_inline)) void BackwardRoiMax(Dtype* out, int width,
       for (int iy = 0; iy < b.grid_h; ++iy) {
         if (!bty[iy].inside) continue;
         for (int ix = 0; ix < b.grid_w; ++ix) {
-          if (btx[ix].inside) ScatterWinners<K>(out, width, channels, block, bty[iy],
-              btx[ix], iy * b.grid_w + ix, am + bin * block, g + bin * block);
+          if (!btx[ix].inside) continue;
+          if (block == kBlock && sizeof(Dtype) == sizeof(int)) {
+            ScatterVectors<Bytes, K>(out, width, channels, bty[iy], btx[ix],
+                iy * b.grid_w + ix, am + bin * block, g + bin * block);
+          } else {
+            ScatterWinners<K>(out, width, channels, block, bty[iy], btx[ix],
+                iy * b.grid_w + ix, am + bin * block, g + bin * block);
+          }
         }
       }
     }
@@ -311,7 +493,7 @@ inline __attribute__((always_inline)) void BackwardRoiMax(Dtype* out, int width,
 // channels, offset to the first channel wanted) into a channels-last tile (bins, nch; bin
 // rows ld values apart): each bin planned, then pooled kLanes channels at a time.
 // buf: kMaxRows * grid_w * kLanes values.
-template <int K, typename Dtype>
+template <int Bytes, int K, typename Dtype>
 inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width,
     int channels, int nch, int pooled_h, int pooled_w, const Box<Dtype>& b,
     const Taps<Dtype>* ty, const Taps<Dtype>* tx, bool is_max, BinPlan<K, Dtype>* plan,
@@ -321,7 +503,7 @@ inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width
       plan->Build(in, width, channels, ty + ph * b.grid_h, b.grid_h, tx + pw * b.grid_w,
           b.grid_w);
       const int64_t bin = ph * pooled_w + pw;
-      PoolBin<K>(*plan, nch, is_max, buf, tile + bin * ld,
+      PoolBin<K, Bytes>(*plan, nch, is_max, buf, tile + bin * ld,
           is_max ? tile_am + bin * ld : NULL);
     }
   }
@@ -333,16 +515,18 @@ ROI_ISA_VERSIONS(ForwardRoi##suffix, (const Dtype* in, int width, int channels, 
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, bool is_max, BinPlan<K, Dtype>* plan, Dtype* buf, Dtype* tile, \
     int* tile_am, int ld), \
-    ForwardRoi<K>(in, width, channels, nch, pooled_h, pooled_w, b, ty, tx, is_max, plan, \
-        buf, tile, tile_am, ld)) \
+    ForwardRoi<kVecBytes>(in, width, channels, nch, pooled_h, pooled_w, b, ty, tx, is_max, \
+        plan, buf, tile, tile_am, ld)) \
 ROI_ISA_VERSIONS(BackwardRoiAve##suffix, (Dtype* out, int width, int channels, int block, \
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, Dtype* g), \
-    BackwardRoiAve<K>(out, width, channels, block, pooled_h, pooled_w, b, ty, tx, g)) \
+    (BackwardRoiAve<kVecBytes, K>(out, width, channels, block, pooled_h, pooled_w, b, ty, \
+        tx, g))) \
 ROI_ISA_VERSIONS(BackwardRoiMax##suffix, (Dtype* out, int width, int channels, int block, \
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, const Dtype* g, const int* am), \
-    BackwardRoiMax<K>(out, width, channels, block, pooled_h, pooled_w, b, ty, tx, g, am))
+    (BackwardRoiMax<kVecBytes, K>(out, width, channels, block, pooled_h, pooled_w, b, ty, \
+        tx, g, am)))
 
 ROI_CPU_KERNELS(2, float, 2f)
 ROI_CPU_KERNELS(4, float, 4f)
@@ -387,9 +571,6 @@ uint32_t ZOrder(Dtype y, Dtype x) {
 // cache sets, as they would at a power-of-two stride such as 512 channels.
 int PaddedRow(int n) { return (n + 15) / 16 * 16 + 16; }
 
-// Channels per block of the backward pass: a block's share of a pixel is 8 (float) or 16
-// (double) cache lines, and C / kBlock blocks (4 for C = 512) keep two threads busy.
-const int kBlock = 128;
 
 }  // namespace
 
