@@ -494,6 +494,78 @@ TYPED_TEST(ROIAlignLayerTest, TestForwardBitIdenticalToDefinition) {
   }
 }
 
+// The backward is the scalar definition too: each channel's gradient adds scatter_bin's
+// terms in RoI, bin and sample order, so it is compared bit for bit with that sum, in every
+// pool x bi_type, with 131 channels (a full 128-channel block of the CPU pass and a partial
+// one) and RoIs that overlap, leave the map or have large adaptive grids.
+TYPED_TEST(ROIAlignLayerTest, TestBackwardBitIdenticalToDefinition) {
+  typedef typename TypeParam::Dtype Dtype;
+  if (Caffe::mode() == Caffe::GPU) return;  // GPU atomics add in no fixed order
+  const int channels = 131, height = 17, width = 21;
+  this->data_->Reshape(2, channels, height, width);
+  Dtype* x = this->data_->mutable_cpu_data();
+  for (int i = 0; i < this->data_->count(); ++i) x[i] = std::sin(Dtype(0.61) * i);
+  this->SetRois(std::vector<Dtype>{0, 3, 4, 60, 44, 1, 10.5, 2.25, 300, 200.5, 0, 0, 0, 330,
+      260, 1, -30, -20, 400, 300, 0, 20, 15, 100, 80, 0, 5, 5, 90, 8});
+  struct Mode { const char* name; bool ave; int bi_type; int alignment; int sampling; };
+  const Mode modes[] = {
+    {"seed MAX", false, 0, ROIPoolingParameter_Alignment_CAFFE, 2},
+    {"AVE half-pixel sr2", true, 0, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
+    {"AVE detectron adaptive", true, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
+    {"bicubic MAX", false, 1, ROIPoolingParameter_Alignment_CAFFE, 2},
+    {"bicubic AVE", true, 1, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
+  };
+  for (const Mode& mode : modes) {
+    LayerParameter param = this->Param(5, 4, Dtype(1) / 16);
+    ROIPoolingParameter* rp = param.mutable_roi_pooling_param();
+    rp->set_pool(mode.ave ? ROIPoolingParameter_PoolMethod_AVE
+        : ROIPoolingParameter_PoolMethod_MAX);
+    rp->set_bi_type(mode.bi_type);
+    rp->set_alignment(static_cast<ROIPoolingParameter_Alignment>(mode.alignment));
+    rp->set_sampling_ratio(mode.sampling);
+    ArgmaxROIAlign<Dtype> layer(param);
+    layer.SetUp(this->bottom_, this->top_vec_);
+    layer.Forward(this->bottom_, this->top_vec_);
+    Dtype* top_diff = this->top_->mutable_cpu_diff();
+    for (int i = 0; i < this->top_->count(); ++i) top_diff[i] = std::cos(Dtype(0.37) * i);
+    layer.Backward(this->top_vec_, std::vector<bool>{true, false}, this->bottom_);
+    std::vector<Dtype> want(this->data_->count(), Dtype(0));
+    roi_align::Params<Dtype> q = roi_align::ParamsFrom<Dtype>(*rp, height, width);
+    q.spatial_scale = Dtype(1) / 16;
+    const auto add = [](Dtype* at, Dtype v) { *at += v; };
+    for (int n = 0; n < this->rois_->num(); ++n) {
+      const Dtype* roi = this->rois_->cpu_data() + n * 5;
+      const roi_align::Box<Dtype> b = roi_align::roi_box(roi, q);
+      for (int c = 0; c < channels; ++c) {
+        Dtype* plane = want.data()
+            + (static_cast<int>(roi[0]) * channels + c) * height * width;
+        for (int ph = 0; ph < q.pooled_h; ++ph) {
+          for (int pw = 0; pw < q.pooled_w; ++pw) {
+            auto ty = [&](int iy) { return roi_align::sample_taps(b.start_h, b.bin_h, ph, iy,
+                b.grid_h, height, q.bi_type, q.alignment); };
+            auto tx = [&](int ix) { return roi_align::sample_taps(b.start_w, b.bin_w, pw, ix,
+                b.grid_w, width, q.bi_type, q.alignment); };
+            const int at = ((n * channels + c) * q.pooled_h + ph) * q.pooled_w + pw;
+            const int am = q.is_max ? layer.argmax()[at] : -1;
+            if (q.bi_type == roi_align::kBicubic) {
+              roi_align::scatter_bin<4>(plane, width, b.grid_h, b.grid_w, q.is_max, am,
+                  top_diff[at], ty, tx, add);
+            } else {
+              roi_align::scatter_bin<2>(plane, width, b.grid_h, b.grid_w, q.is_max, am,
+                  top_diff[at], ty, tx, add);
+            }
+          }
+        }
+      }
+    }
+    const Dtype* got = this->data_->cpu_diff();
+    for (int i = 0; i < this->data_->count(); ++i) {
+      ASSERT_EQ(0, std::memcmp(&want[i], got + i, sizeof(Dtype))) << mode.name
+          << ": bottom diff " << i << ": " << want[i] << " against " << got[i];
+    }
+  }
+}
+
 // Gradient checks over pool x bi_type x grid x alignment x pad_ratio.
 TYPED_TEST(ROIAlignLayerTest, TestGradientAllModes) {
   typedef typename TypeParam::Dtype Dtype;
