@@ -17,7 +17,7 @@ namespace channels_last {
 
 namespace {
 // Tiles of kTile channels x kTile pixels for the OpenMP split of FromNchw / ToNchw.
-const int kTile = 64;
+const int kTile = 256;
 // The longest destination row that Transpose32Avx512 stages in L1 (16 rows of it: 16 KiB).
 const int kStageRows = 256;
 
@@ -44,14 +44,9 @@ void TransposePlain(const T* src, int64_t src_stride, int rows, int cols, T* dst
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // 16 x 16 tiles of 32-bit values in AVX-512 registers (unpack, unpack, two 128-bit lane
 // shuffles); partial tiles at the edges through masked loads and stores.
-// dst[0, n) = src[0, n); stream: with non-temporal stores for the aligned middle, which write
-// whole lines without reading them into the cache first (for outputs larger than the cache).
-__attribute__((target("avx512f"))) inline void CopyOut(const float* src, int n, float* dst,
-    bool stream) {
-  if (!stream) {
-    std::memcpy(dst, src, sizeof(float) * n);
-    return;
-  }
+// dst[0, n) = src[0, n), with non-temporal stores for the aligned middle, which write whole
+// lines without reading them into the cache first (for outputs larger than the cache).
+__attribute__((target("avx512f"))) inline void CopyOut(const float* src, int n, float* dst) {
   int i = 0;
   for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 63); ++i) dst[i] = src[i];
   for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
@@ -98,33 +93,40 @@ __attribute__((target("avx512f"), always_inline)) inline void TileAvx512(const f
 
 __attribute__((target("avx512f"))) void Transpose32Avx512(const float* src,
     int64_t src_stride, int rows, int cols, float* dst, int64_t dst_stride, bool stream) {
-  if (src_stride == cols && dst_stride != rows) {
-    // A dense source (a RoI's (channels, bins) top diff): row blocks outside, so that it is
-    // read front to back, 16 whole rows at a time.
+  if (stream && dst_stride == rows && rows <= kStageRows) {
+    // A RoI's (channels, bins) output, part of a top larger than the cache: column blocks
+    // outside, each block's 16 destination rows (one contiguous stretch) transposed into a
+    // staging buffer in L1 and then written out whole with streaming stores, where masked
+    // stores straight into memory not in cache would straddle lines and read each line in.
+    alignas(64) float stage[16 * kStageRows];
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      const int nc = std::min(16, cols - c0);
+      for (int r0 = 0; r0 < rows; r0 += 16) {
+        TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, nc, stage, rows);
+      }
+      CopyOut(stage, nc * rows, dst + c0 * dst_stride);
+    }
+    _mm_sfence();  // order the streaming stores before any later use
+    return;
+  }
+  // Otherwise the side whose rows lie further apart (an NCHW map's channel planes, a RoI's
+  // dense top diff) is walked row by row, each of its rows in one contiguous run, and the
+  // other side, the smaller stretch, is filled 16 values at a time while it is in cache.
+  if (src_stride == cols || src_stride > dst_stride) {
     for (int r0 = 0; r0 < rows; r0 += 16) {
       for (int c0 = 0; c0 < cols; c0 += 16) {
         TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, std::min(16, cols - c0),
             dst + c0 * dst_stride, dst_stride);
       }
     }
-    return;
-  }
-  // Otherwise column blocks outside: the 16 destination rows of one block are finished before
-  // the next. When they are one contiguous stretch (dst_stride == rows, as for a RoI's
-  // (channels, bins) output), the block is transposed into a staging buffer in L1 and then
-  // copied out whole: full-line writes, where masked stores straight into memory that is not
-  // in cache would straddle lines and read each line in first.
-  const bool dense = dst_stride == rows && rows <= kStageRows;
-  alignas(64) float stage[16 * kStageRows];
-  for (int c0 = 0; c0 < cols; c0 += 16) {
-    const int nc = std::min(16, cols - c0);
-    float* out = dense ? stage : dst + c0 * dst_stride;
-    for (int r0 = 0; r0 < rows; r0 += 16) {
-      TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, nc, out, dst_stride);
+  } else {
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      for (int r0 = 0; r0 < rows; r0 += 16) {
+        TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, std::min(16, cols - c0),
+            dst + c0 * dst_stride, dst_stride);
+      }
     }
-    if (dense) CopyOut(stage, nc * rows, dst + c0 * dst_stride, stream);
   }
-  if (dense && stream) _mm_sfence();  // order the streaming stores before any later use
 }
 
 #pragma GCC diagnostic pop
