@@ -70,6 +70,11 @@ void Transpose(const int* src, int64_t src_stride, int rows, int cols, int* dst,
 void Transpose(const double* src, int64_t src_stride, int rows, int cols, double* dst,
     int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
 
+// The row length for a scratch tile of n-value rows that Transpose reads down its columns:
+// n rounded up to 16 values, plus 16, so that the rows of a column do not all fall into the
+// same few cache sets, as they would at a power-of-two stride such as 512 channels.
+inline int PaddedRow(int n) { return (n + 15) / 16 * 16 + 16; }
+
 // out (num, plane, channels) = in (num, channels, plane); plane = H * W. OpenMP, tiled.
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out);

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -88,6 +89,55 @@ TYPED_TEST(ROIPoolingLayerTest, TestForwardByHand) {
   Dtype total = 0;
   for (int i = 0; i < 16; ++i) total += diff[i];
   EXPECT_EQ(total, 10);
+}
+
+// ROIPooling with its argmaxes in view.
+template <typename Dtype>
+class ArgmaxROIPooling : public ROIPoolingLayer<Dtype> {
+ public:
+  explicit ArgmaxROIPooling(const LayerParameter& p) : ROIPoolingLayer<Dtype>(p) {}
+  const int* argmax() const { return this->argmax_.cpu_data(); }
+};
+
+// The forward against the definition, pool_bin per channel, bit for bit and argmax for
+// argmax: 131 channels (two full 64-channel blocks of the CPU pass and a partial one), ties
+// (a map of few distinct values, so the first largest pixel must win), -0 next to +0, NaN,
+// and RoIs that are one pixel, overlap, or leave the map.
+TYPED_TEST(ROIPoolingLayerTest, TestForwardMatchesDefinition) {
+  typedef typename TypeParam::Dtype Dtype;
+  const int channels = 131, height = 19, width = 23;
+  this->data_->Reshape(2, channels, height, width);
+  Dtype* x = this->data_->mutable_cpu_data();
+  for (int i = 0; i < this->data_->count(); ++i) {
+    const int k = (i * 7919) % 11;
+    x[i] = k == 0 ? -Dtype(0) : (k == 1 ? Dtype(0) : Dtype(k % 4) - 2);
+  }
+  x[5 * height * width + 7] = std::numeric_limits<Dtype>::quiet_NaN();
+  this->SetRois(std::vector<Dtype>{0, 3, 4, 3, 4, 1, 10.5, 2.25, 200, 140.5, 0, 0, 0, 360, 300,
+      1, -30, -20, 500, 400, 0, 100, 80, 160, 120, 0, 5, 5, 90, 8});
+  LayerParameter param = this->Param(5, 4, 1.0f / 16);
+  ArgmaxROIPooling<Dtype> layer(param);
+  layer.SetUp(this->bottom_, this->top_vec_);
+  layer.Forward(this->bottom_, this->top_vec_);
+  const Dtype* top = this->top_->cpu_data();
+  for (int n = 0; n < this->rois_->num(); ++n) {
+    const Dtype* roi = this->rois_->cpu_data() + n * 5;
+    for (int c = 0; c < channels; ++c) {
+      const Dtype* plane = x + (static_cast<int>(roi[0]) * channels + c) * height * width;
+      for (int ph = 0; ph < 5; ++ph) {
+        for (int pw = 0; pw < 4; ++pw) {
+          int am = 0;
+          const Dtype want = roi_pool::pool_bin(plane, roi, Dtype(1.0f / 16), height, width, 5,
+              4, ph, pw, &am);
+          const int at = ((n * channels + c) * 5 + ph) * 4 + pw;
+          ASSERT_EQ(0, std::memcmp(&want, top + at, sizeof(Dtype))) << "RoI " << n
+              << " channel " << c << " bin (" << ph << ", " << pw << "): " << want
+              << " against " << top[at];
+          ASSERT_EQ(am, layer.argmax()[at]) << "RoI " << n << " channel " << c;
+        }
+      }
+    }
+  }
 }
 
 TYPED_TEST(ROIPoolingLayerTest, TestZeroRois) {

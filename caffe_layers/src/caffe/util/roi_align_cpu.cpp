@@ -6,11 +6,18 @@
 
 #include "caffe/layers/channels_last.hpp"
 #include "caffe/layers/roi_align_cpu.hpp"
+#include "caffe/layers/roi_cpu_simd.hpp"
 
 namespace caffe {
 namespace roi_align {
 
 namespace {
+
+using cpu_simd::LoadV;
+using cpu_simd::Select;
+using cpu_simd::Simd;
+using cpu_simd::Splat;
+using cpu_simd::StoreV;
 
 inline int MapOf(const int* level, int n) { return level ? level[n] : 0; }
 
@@ -201,57 +208,6 @@ inline __attribute__((always_inline)) void PoolBinBlock(const BinPlan<K, Dtype>&
   const Dtype d = plan.count > 1 ? plan.count : 1;
 #pragma omp simd
   for (int j = 0; j < lanes; ++j) out[j] = acc[j] / d;
-}
-
-// The vectors below live in always-inline functions of this file only, so the ABI note GCC
-// gives for passing them where AVX-512 is not enabled does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-// Vectors of Dtype one register wide (Bytes: 64 AVX-512, 32 AVX2, 16 SSE; GCC vector
-// extensions), with lane-wise IEEE operations: a lane of a * b + c is exactly the scalar
-// a * b + c (no contraction, -ffp-contract=off). I: the integer lanes of the same width.
-template <typename Dtype, int Bytes> struct Simd;
-template <int Bytes> struct Simd<float, Bytes> {
-  typedef float V __attribute__((vector_size(Bytes)));
-  typedef int32_t I __attribute__((vector_size(Bytes)));
-};
-template <int Bytes> struct Simd<double, Bytes> {
-  typedef double V __attribute__((vector_size(Bytes)));
-  typedef int64_t I __attribute__((vector_size(Bytes)));
-};
-
-template <typename V, typename T>
-inline __attribute__((always_inline)) V LoadV(const T* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(V));
-  return v;
-}
-
-template <typename V, typename T>
-inline __attribute__((always_inline)) void StoreV(T* p, const V& v) {
-  std::memcpy(p, &v, sizeof(V));
-}
-
-// Every lane x (no arithmetic, so -0 stays -0).
-template <typename V, typename T>
-inline __attribute__((always_inline)) V Splat(T x) {
-  V v;
-  for (unsigned i = 0; i < sizeof(V) / sizeof(v[0]); ++i) v[i] = x;
-  return v;
-}
-
-// Lane-wise take ? a : b for a mask of all-ones / all-zeros lanes, as bit operations (which
-// every instruction set has at every width; GCC lowers a vector ?: on a 64-byte vector
-// without AVX-512 lane by lane).
-template <typename V, typename I>
-inline __attribute__((always_inline)) V Select(const I& take, const V& a, const V& b) {
-  I ia, ib;
-  std::memcpy(&ia, &a, sizeof(V));
-  std::memcpy(&ib, &b, sizeof(V));
-  const I r = (take & ia) | (~take & ib);
-  V out;
-  std::memcpy(&out, &r, sizeof(V));
-  return out;
 }
 
 // PoolBinBlock for a full block of kLanes channels in vector registers: the same operations
@@ -566,10 +522,6 @@ uint32_t ZOrder(Dtype y, Dtype x) {
   return code;
 }
 
-// The row length of a scratch tile of n-value rows: n rounded up to 16 values, plus 16, so
-// that the rows of a column (read down by the transposes) do not all fall into the same few
-// cache sets, as they would at a power-of-two stride such as 512 channels.
-int PaddedRow(int n) { return (n + 15) / 16 * 16 + 16; }
 
 
 }  // namespace
@@ -670,7 +622,7 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& 
   {
     // This thread's outputs of one RoI, channels last: (bins, channels); its bin plan and
     // r_k buffer.
-    const int ld = PaddedRow(channels);
+    const int ld = channels_last::PaddedRow(channels);
     std::vector<Dtype> tile(static_cast<int64_t>(bins) * ld);
     std::vector<int> tile_am(p.is_max ? tile.size() : 0);
     std::vector<Dtype> buf(static_cast<int64_t>(kMaxRows) * grid_w * kLanes);
