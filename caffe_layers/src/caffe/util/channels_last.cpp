@@ -93,9 +93,9 @@ __attribute__((target("avx512f"), always_inline)) inline void TileAvx512(const f
 
 __attribute__((target("avx512f"))) void Transpose32Avx512(const float* src,
     int64_t src_stride, int rows, int cols, float* dst, int64_t dst_stride, bool stream) {
-  if (stream && dst_stride == rows && rows <= kStageRows) {
-    // A RoI's (channels, bins) output, part of a top larger than the cache: column blocks
-    // outside, each block's 16 destination rows (one contiguous stretch) transposed into a
+  if (stream && rows <= kStageRows) {
+    // dst is part of an output larger than the cache (a RoI's (channels, bins) top; an NCHW
+    // gradient): column blocks outside, each block's 16 destination rows transposed into a
     // staging buffer in L1 and then written out whole with streaming stores, where masked
     // stores straight into memory not in cache would straddle lines and read each line in.
     alignas(64) float stage[16 * kStageRows];
@@ -104,7 +104,11 @@ __attribute__((target("avx512f"))) void Transpose32Avx512(const float* src,
       for (int r0 = 0; r0 < rows; r0 += 16) {
         TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, nc, stage, rows);
       }
-      CopyOut(stage, nc * rows, dst + c0 * dst_stride);
+      if (dst_stride == rows) {  // the block's rows are one contiguous stretch
+        CopyOut(stage, nc * rows, dst + c0 * dst_stride);
+      } else {
+        for (int i = 0; i < nc; ++i) CopyOut(stage + i * rows, rows, dst + (c0 + i) * dst_stride);
+      }
     }
     _mm_sfence();  // order the streaming stores before any later use
     return;
@@ -242,12 +246,14 @@ void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
 template <typename Dtype>
 void ToNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
   const int tiles = (plane + kTile - 1) / kTile;
-  const bool parallel = static_cast<int64_t>(num) * channels * plane > kParallelWork;
+  const int64_t count = static_cast<int64_t>(num) * channels * plane;
+  const bool parallel = count > kParallelWork;
+  const bool stream = count * static_cast<int64_t>(sizeof(Dtype)) > kStreamBytes;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
     Transpose(in + (static_cast<int64_t>(n) * plane + p0) * channels, channels, p1 - p0,
-        channels, out + static_cast<int64_t>(n) * channels * plane + p0, plane);
+        channels, out + static_cast<int64_t>(n) * channels * plane + p0, plane, stream);
   }
 }
 
