@@ -5,6 +5,10 @@
 #define CAFFE_CHANNELS_LAST_HPP_
 
 #include <stdint.h>
+#include <stdlib.h>
+
+#include <new>
+#include <vector>
 
 // The CPU RoI passes' hot loops are compiled once per instruction set (AVX-512, AVX2, plain
 // x86-64) and chosen at run time by Isa() below; elsewhere, or with ROI_NATIVE
@@ -69,6 +73,27 @@ void Transpose(const int* src, int64_t src_stride, int rows, int cols, int* dst,
     int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
 void Transpose(const double* src, int64_t src_stride, int rows, int cols, double* dst,
     int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
+
+// An allocator of 64-byte aligned memory, so that the rows of a channels-last copy with a
+// multiple of 16 channels start on cache lines (Transpose's streaming stores need that).
+template <typename T>
+struct AlignedAllocator {
+  typedef T value_type;
+  AlignedAllocator() {}
+  template <typename U> AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) {
+    void* p = NULL;
+    if (posix_memalign(&p, 64, n * sizeof(T) + 1) != 0) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { free(p); }
+  template <typename U> bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <typename U> bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
+
+// A channels-last copy of a map (or its gradient).
+template <typename T>
+using Buffer = std::vector<T, AlignedAllocator<T> >;
 
 // The row length for a scratch tile of n-value rows that Transpose reads down its columns:
 // n rounded up to 16 values, plus 16, so that the rows of a column do not all fall into the

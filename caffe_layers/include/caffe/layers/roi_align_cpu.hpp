@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "caffe/common.hpp"
+#include "caffe/layers/channels_last.hpp"
 #include "caffe/layers/roi_align_geometry.hpp"
 
 namespace caffe {
@@ -60,7 +61,7 @@ class CpuPasses {
   std::vector<int> tap_y_start_, tap_x_start_;
   std::vector<int> group_, group_start_;
   std::vector<std::pair<uint32_t, int> > order_;  // forward: (Z-order key, RoI) of one map
-  std::vector<Dtype> channels_last_;   // one map's data (forward) or gradient (backward)
+  channels_last::Buffer<Dtype> channels_last_;   // one map's data (forward) or gradient (backward)
 };
 
 }  // namespace roi_align

@@ -5,6 +5,7 @@
 
 #include "caffe/blob.hpp"
 #include "caffe/layer.hpp"
+#include "caffe/layers/channels_last.hpp"
 #include "caffe/layers/roi_pooling_geometry.hpp"
 #include "caffe/proto/caffe.pb.h"
 
@@ -56,7 +57,7 @@ class ROIPoolingLayer : public Layer<Dtype> {
   // bounds_[(n * (pooled_h + pooled_w) + i) * 3] = {start, end, nonempty}, rows first.
   vector<int> bounds_;
   // CPU: the bottom channels-last (N, H, W, C), so that the max runs over channel vectors.
-  vector<Dtype> channels_last_;
+  channels_last::Buffer<Dtype> channels_last_;
 };
 
 }  // namespace caffe

@@ -55,8 +55,10 @@ __attribute__((target("avx512f"))) inline void CopyOut(const float* src, int n, 
 
 // One tile: out[i * out_stride + r0 + j] = src[(r0 + j) * src_stride + c0 + i] for i < nc,
 // j < nr (both at most 16); out is the destination's row c0.
+// stream: whole, 64-byte aligned destination rows are written with streaming stores.
 __attribute__((target("avx512f"), always_inline)) inline void TileAvx512(const float* src,
-    int64_t src_stride, int r0, int nr, int c0, int nc, float* out, int64_t out_stride) {
+    int64_t src_stride, int r0, int nr, int c0, int nc, float* out, int64_t out_stride,
+    bool stream = false) {
   const __mmask16 load_mask = static_cast<__mmask16>((1u << nc) - 1);
   const __mmask16 store_mask = static_cast<__mmask16>((1u << nr) - 1);
   __m512 a[16], b[16];
@@ -87,7 +89,13 @@ __attribute__((target("avx512f"), always_inline)) inline void TileAvx512(const f
     a[j + 8] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0xdd);
   }
   for (int i = 0; i < 16; ++i) {
-    if (i < nc) _mm512_mask_storeu_ps(out + i * out_stride + r0, store_mask, a[i]);
+    if (i >= nc) continue;
+    float* at = out + i * out_stride + r0;
+    if (stream && nr == 16 && (reinterpret_cast<uintptr_t>(at) & 63) == 0) {
+      _mm512_stream_ps(at, a[i]);
+    } else {
+      _mm512_mask_storeu_ps(at, store_mask, a[i]);
+    }
   }
 }
 
@@ -116,13 +124,16 @@ __attribute__((target("avx512f"))) void Transpose32Avx512(const float* src,
   // Otherwise the side whose rows lie further apart (an NCHW map's channel planes, a RoI's
   // dense top diff) is walked row by row, each of its rows in one contiguous run, and the
   // other side, the smaller stretch, is filled 16 values at a time while it is in cache.
+  // (With stream, as for a large map's channels-last copy, its whole aligned 64-byte pieces
+  // are written with streaming stores.)
   if (src_stride == cols || src_stride > dst_stride) {
     for (int r0 = 0; r0 < rows; r0 += 16) {
       for (int c0 = 0; c0 < cols; c0 += 16) {
         TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, std::min(16, cols - c0),
-            dst + c0 * dst_stride, dst_stride);
+            dst + c0 * dst_stride, dst_stride, stream);
       }
     }
+    if (stream) _mm_sfence();
   } else {
     for (int c0 = 0; c0 < cols; c0 += 16) {
       for (int r0 = 0; r0 < rows; r0 += 16) {
@@ -234,12 +245,14 @@ void Transpose(const double* src, int64_t src_stride, int rows, int cols, double
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
   const int tiles = (plane + kTile - 1) / kTile;
-  const bool parallel = static_cast<int64_t>(num) * channels * plane > kParallelWork;
+  const int64_t count = static_cast<int64_t>(num) * channels * plane;
+  const bool parallel = count > kParallelWork;
+  const bool stream = count * static_cast<int64_t>(sizeof(Dtype)) > kStreamBytes;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
     Transpose(in + static_cast<int64_t>(n) * channels * plane + p0, plane, channels, p1 - p0,
-        out + (static_cast<int64_t>(n) * plane + p0) * channels, channels);
+        out + (static_cast<int64_t>(n) * plane + p0) * channels, channels, stream);
   }
 }
 
