@@ -7,8 +7,6 @@
 
 #include <stdint.h>
 
-#include <cstring>
-
 // These vectors are only passed between always-inline functions, so the ABI note GCC gives
 // for vectors wider than the enabled instruction set does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -32,13 +30,13 @@ template <int Bytes> struct Simd<double, Bytes> {
 template <typename V, typename T>
 inline __attribute__((always_inline)) V LoadV(const T* p) {
   V v;
-  std::memcpy(&v, p, sizeof(V));
+  __builtin_memcpy(&v, p, sizeof(V));  // an unaligned load
   return v;
 }
 
 template <typename V, typename T>
 inline __attribute__((always_inline)) void StoreV(T* p, const V& v) {
-  std::memcpy(p, &v, sizeof(V));
+  __builtin_memcpy(p, &v, sizeof(V));  // an unaligned store
 }
 
 // Every lane x (no arithmetic, so -0 stays -0).
@@ -54,13 +52,8 @@ inline __attribute__((always_inline)) V Splat(T x) {
 // without AVX-512 lane by lane).
 template <typename V, typename I>
 inline __attribute__((always_inline)) V Select(const I& take, const V& a, const V& b) {
-  I ia, ib;
-  std::memcpy(&ia, &a, sizeof(V));
-  std::memcpy(&ib, &b, sizeof(V));
-  const I r = (take & ia) | (~take & ib);
-  V out;
-  std::memcpy(&out, &r, sizeof(V));
-  return out;
+  // A cast between vectors of one size keeps the bits.
+  return (V)((take & (I)a) | (~take & (I)b));  // NOLINT(readability/casting)
 }
 
 }  // namespace cpu_simd

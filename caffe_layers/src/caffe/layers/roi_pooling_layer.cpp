@@ -107,8 +107,12 @@ ROI_ISA_VERSIONS(PoolRoiDouble, (const double* in, int width, int channels, int 
     PoolRoi<kVecBytes>(in, width, channels, pooled_h, pooled_w, bounds, best, arg, ld))
 
 // The version for this machine.
-decltype(&PoolRoiFloatPlain) PoolRoiChannels(float) { return ROI_ISA_PICK(PoolRoiFloat); }
-decltype(&PoolRoiDoublePlain) PoolRoiChannels(double) { return ROI_ISA_PICK(PoolRoiDouble); }
+decltype(&PoolRoiFloatPlain) PoolRoiChannels(float /*type*/ tag) {
+  return ROI_ISA_PICK(PoolRoiFloat);
+}
+decltype(&PoolRoiDoublePlain) PoolRoiChannels(double /*type*/ tag) {
+  return ROI_ISA_PICK(PoolRoiDouble);
+}
 
 }  // namespace
 

@@ -412,6 +412,22 @@ TEST(RoiKernelCountTest, CapKeepsTheGridStrideLoopInRange) {
       "handle at most 1073741311");
 }
 
+// pool_bin's taps_y / taps_x: the taps of sample i of bin `bin` along one axis of a RoI.
+template <typename Dtype>
+struct AxisTaps {
+  Dtype start, bin_size;
+  int bin, grid, size, bi_type, alignment;
+  roi_align::Taps<Dtype> operator()(int i) const {
+    return roi_align::sample_taps(start, bin_size, bin, i, grid, size, bi_type, alignment);
+  }
+};
+
+// scatter_bin's add on the CPU.
+template <typename Dtype>
+struct AddTo {
+  void operator()(Dtype* at, Dtype v) const { *at += v; }
+};
+
 // ROIAlign with its argmaxes in view.
 template <typename Dtype>
 class ArgmaxROIAlign : public ROIAlignLayer<Dtype> {
@@ -470,10 +486,10 @@ TYPED_TEST(ROIAlignLayerTest, TestForwardBitIdenticalToDefinition) {
         const Dtype* plane = x + (static_cast<int>(roi[0]) * channels + c) * height * width;
         for (int ph = 0; ph < q.pooled_h; ++ph) {
           for (int pw = 0; pw < q.pooled_w; ++pw) {
-            auto ty = [&](int iy) { return roi_align::sample_taps(b.start_h, b.bin_h, ph, iy,
-                b.grid_h, height, q.bi_type, q.alignment); };
-            auto tx = [&](int ix) { return roi_align::sample_taps(b.start_w, b.bin_w, pw, ix,
-                b.grid_w, width, q.bi_type, q.alignment); };
+            const AxisTaps<Dtype> ty = {b.start_h, b.bin_h, ph, b.grid_h, height, q.bi_type,
+                q.alignment};
+            const AxisTaps<Dtype> tx = {b.start_w, b.bin_w, pw, b.grid_w, width, q.bi_type,
+                q.alignment};
             int am = -1;
             const Dtype want = q.bi_type == roi_align::kBicubic
                 ? roi_align::pool_bin<4>(plane, width, b.grid_h, b.grid_w, q.is_max, ty, tx,
@@ -532,7 +548,7 @@ TYPED_TEST(ROIAlignLayerTest, TestBackwardBitIdenticalToDefinition) {
     std::vector<Dtype> want(this->data_->count(), Dtype(0));
     roi_align::Params<Dtype> q = roi_align::ParamsFrom<Dtype>(*rp, height, width);
     q.spatial_scale = Dtype(1) / 16;
-    const auto add = [](Dtype* at, Dtype v) { *at += v; };
+    const AddTo<Dtype> add;
     for (int n = 0; n < this->rois_->num(); ++n) {
       const Dtype* roi = this->rois_->cpu_data() + n * 5;
       const roi_align::Box<Dtype> b = roi_align::roi_box(roi, q);
@@ -541,10 +557,10 @@ TYPED_TEST(ROIAlignLayerTest, TestBackwardBitIdenticalToDefinition) {
             + (static_cast<int>(roi[0]) * channels + c) * height * width;
         for (int ph = 0; ph < q.pooled_h; ++ph) {
           for (int pw = 0; pw < q.pooled_w; ++pw) {
-            auto ty = [&](int iy) { return roi_align::sample_taps(b.start_h, b.bin_h, ph, iy,
-                b.grid_h, height, q.bi_type, q.alignment); };
-            auto tx = [&](int ix) { return roi_align::sample_taps(b.start_w, b.bin_w, pw, ix,
-                b.grid_w, width, q.bi_type, q.alignment); };
+            const AxisTaps<Dtype> ty = {b.start_h, b.bin_h, ph, b.grid_h, height, q.bi_type,
+                q.alignment};
+            const AxisTaps<Dtype> tx = {b.start_w, b.bin_w, pw, b.grid_w, width, q.bi_type,
+                q.alignment};
             const int at = ((n * channels + c) * q.pooled_h + ph) * q.pooled_w + pw;
             const int am = q.is_max ? layer.argmax()[at] : -1;
             if (q.bi_type == roi_align::kBicubic) {

@@ -1,13 +1,12 @@
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <stdint.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 
 #include "caffe/common.hpp"
 #include "caffe/layers/channels_last.hpp"
