@@ -6,7 +6,6 @@
 
 #include <stdint.h>
 
-#include <utility>
 #include <vector>
 
 #include "caffe/common.hpp"
@@ -17,10 +16,14 @@ namespace caffe {
 namespace roi_align {
 
 // The passes work on channels-last copies of the maps (channels_last.hpp), so that their
-// innermost loops run over channels with contiguous loads and stores that the compiler
-// vectorises (AVX2 / AVX-512 clones chosen at run time, plain code elsewhere). Each channel
-// still sees exactly the operations of the geometry header, in the same order, so the results
-// are bit-identical to the scalar definition and to the CUDA kernels.
+// innermost loops run over channels with contiguous loads and stores, in vector registers
+// (roi_cpu_simd.hpp; AVX-512, AVX2 or SSE versions chosen at run time). Layout changes are
+// register-tile transposes; large outputs are written with streaming stores. The forward is
+// separable: the samples of a bin that share map rows share their row interpolations (see
+// BinPlan in roi_align_cpu.cpp). Each channel still gets exactly the value of the geometry
+// header's operations, so forward outputs are bit-identical to the scalar definition and to
+// the CUDA kernels, and the backward to the scalar scatter_bin sum in RoI, bin, sample order
+// (tests: TestForwardBitIdenticalToDefinition, TestBackwardBitIdenticalToDefinition).
 template <typename Dtype>
 class CpuPasses {
  public:
@@ -60,7 +63,6 @@ class CpuPasses {
   std::vector<Taps<Dtype> > taps_y_, taps_x_;
   std::vector<int> tap_y_start_, tap_x_start_;
   std::vector<int> group_, group_start_;
-  std::vector<std::pair<uint32_t, int> > order_;  // forward: (Z-order key, RoI) of one map
   channels_last::Buffer<Dtype> channels_last_;   // one map's data (forward) or gradient (backward)
 };
 

@@ -132,13 +132,14 @@ struct BinPlan {
   }
 };
 
-// One bin for channels [c0, c0 + n) (n = kLanes when kFull): out[j] (and am[j] for MAX) as
+// One bin for the last channels [c0, c0 + n) (n < kLanes: what is left after the full blocks
+// of PoolBinVectors): out[j] (and am[j] for MAX) as
 // pool_bin<K> computes them. buf: kMaxRows * grid_w * kLanes values.
-template <int K, bool kFull, typename Dtype>
-inline __attribute__((always_inline)) void PoolBinBlock(const BinPlan<K, Dtype>& plan,
+template <int K, typename Dtype>
+inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& plan,
     int c0, int n, bool is_max, Dtype* __restrict__ buf, Dtype* __restrict__ out,
     int* __restrict__ am) {
-  const int lanes = kFull ? kLanes : n;
+  const int lanes = n;
   Dtype acc[kLanes];
   int best[kLanes];
 #pragma omp simd
@@ -210,7 +211,7 @@ inline __attribute__((always_inline)) void PoolBinBlock(const BinPlan<K, Dtype>&
   for (int j = 0; j < lanes; ++j) out[j] = acc[j] / d;
 }
 
-// PoolBinBlock for a full block of kLanes channels in vector registers: the same operations
+// PoolBinTail for a full block of kLanes channels in vector registers: the same operations
 // on each lane in the same order, with the accumulators and argmaxes held in registers.
 template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBinVectors(const BinPlan<K, Dtype>& plan,
@@ -301,7 +302,7 @@ inline __attribute__((always_inline)) void PoolBin(const BinPlan<K, Dtype>& plan
     PoolBinVectors<K, Bytes>(plan, c0, is_max, buf, out + c0, is_max ? am + c0 : NULL);
   }
   if (c0 < channels) {
-    PoolBinBlock<K, false>(plan, c0, channels - c0, is_max, buf, out + c0,
+    PoolBinTail<K>(plan, c0, channels - c0, is_max, buf, out + c0,
         is_max ? am + c0 : NULL);
   }
 }
@@ -508,20 +509,6 @@ ROI_CPU_PICK(4, float, 4f)
 ROI_CPU_PICK(2, double, 2d)
 ROI_CPU_PICK(4, double, 4d)
 
-// The position of cell (y, x) along a Z (Morton) curve: the bits of y and x interleaved.
-// Coordinates are clamped to [0, 2^15); NaN counts as 0.
-template <typename Dtype>
-uint32_t ZOrder(Dtype y, Dtype x) {
-  const auto cell = [](Dtype v) -> uint32_t {
-    return v > 0 ? static_cast<uint32_t>(v < 32767 ? v : 32767) : 0;
-  };
-  uint32_t code = 0, cy = cell(y), cx = cell(x);
-  for (int bit = 0; bit < 15; ++bit) {
-    code |= ((cy >> bit) & 1u) << (2 * bit + 1) | ((cx >> bit) & 1u) << (2 * bit);
-  }
-  return code;
-}
-
 
 
 }  // namespace
@@ -606,18 +593,6 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& 
   const auto forward = Kernels<K, Dtype>::forward();
   const bool stream = static_cast<int64_t>(count) * bins * channels * sizeof(Dtype)
       > channels_last::kStreamBytes;
-  // RoIs in the order of their boxes' centres along a Z curve, so that RoIs that read the
-  // same pixels follow each other while those pixels are still in cache (the map's
-  // channels-last copy, 3.9 MB for VGG16's conv5, is larger than a core's L2). Each RoI
-  // writes only its own outputs, so the order changes nothing else.
-  order_.resize(count);
-  for (int i = 0; i < count; ++i) {
-    const Box<Dtype>& b = boxes_[group[i]];
-    const Dtype cy = b.start_h + Dtype(0.5) * b.bin_h * p.pooled_h;
-    const Dtype cx = b.start_w + Dtype(0.5) * b.bin_w * p.pooled_w;
-    order_[i] = std::make_pair(ZOrder(cy / 2, cx / 2), group[i]);
-  }
-  std::sort(order_.begin(), order_.end());
 #pragma omp parallel if (parallel)
   {
     // This thread's outputs of one RoI, channels last: (bins, channels); its bin plan and
@@ -629,7 +604,7 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& 
     BinPlan<K, Dtype> plan;
 #pragma omp for schedule(dynamic, 1)
     for (int i = 0; i < count; ++i) {
-      const int n = order_[i].second;
+      const int n = group[i];
       const Dtype* in = channels_last_.data()
           + static_cast<int64_t>(rois[n * 5]) * m.height * m.width * channels;
       forward(in, m.width, channels, channels, p.pooled_h, p.pooled_w, boxes_[n],
