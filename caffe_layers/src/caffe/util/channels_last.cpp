@@ -17,7 +17,7 @@ namespace channels_last {
 namespace {
 // Tiles of kTile channels x kTile pixels for the OpenMP split of FromNchw / ToNchw.
 const int kTile = 256;
-// The longest destination row that Transpose32Avx512 stages in L1 (16 rows of it: 16 KiB).
+// The longest destination row that TransposeTiled stages in L1 (16 rows of it: 16 KiB).
 const int kStageRows = 256;
 
 // The plain transpose: any type, any machine.
@@ -38,148 +38,166 @@ void TransposePlain(const T* src, int64_t src_stride, int rows, int cols, T* dst
 
 #if defined(ROI_ISA_X86)
 // GCC 12's intrinsics header starts some AVX-512 operations from an "undefined" register,
-// which -Wmaybe-uninitialized reports at every use.
+// which -W(maybe-)uninitialized reports at every use.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// 16 x 16 tiles of 32-bit values in AVX-512 registers (unpack, unpack, two 128-bit lane
-// shuffles); partial tiles at the edges through masked loads and stores.
-// dst[0, n) = src[0, n), with non-temporal stores for the aligned middle, which write whole
-// lines without reading them into the cache first (for outputs larger than the cache).
-__attribute__((target("avx512f"))) inline void CopyOut(const float* src, int n, float* dst) {
-  int i = 0;
-  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 63); ++i) dst[i] = src[i];
-  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-  for (; i < n; ++i) dst[i] = src[i];
-}
-
-// One tile: out[i * out_stride + r0 + j] = src[(r0 + j) * src_stride + c0 + i] for i < nc,
-// j < nr (both at most 16); out is the destination's row c0.
-// stream: whole, 64-byte aligned destination rows are written with streaming stores.
-__attribute__((target("avx512f"), always_inline)) inline void TileAvx512(const float* src,
-    int64_t src_stride, int r0, int nr, int c0, int nc, float* out, int64_t out_stride,
-    bool stream = false) {
-  const __mmask16 load_mask = static_cast<__mmask16>((1u << nc) - 1);
-  const __mmask16 store_mask = static_cast<__mmask16>((1u << nr) - 1);
-  __m512 a[16], b[16];
-  for (int i = 0; i < 16; ++i) {
-    a[i] = i < nr ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + i) * src_stride + c0)
-        : _mm512_setzero_ps();
-  }
-  for (int i = 0; i < 16; i += 2) {
-    b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
-    b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    for (int j = 0; j < 2; ++j) {
-      a[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b[i + j]),
-          _mm512_castps_pd(b[i + j + 2])));
-      a[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b[i + j]),
-          _mm512_castps_pd(b[i + j + 2])));
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// The tile operations of one instruction set, for TransposeTiled: Tile (one kTile x kTile
+// tile), CopyOut (dst[0, n) = src[0, n) with non-temporal stores for the aligned middle,
+// which write whole lines without reading them into the cache first) and Fence (orders the
+// streaming stores before any later use). Called per tile, not inlined into the driver, so
+// that the driver is written once.
+struct Avx512Ops {
+  static const int kTile = 16;
+  // One tile: out[i * out_stride + r0 + j] = src[(r0 + j) * src_stride + c0 + i] for i < nc,
+  // j < nr (both at most kTile); out is the destination's row c0. 16 x 16 in AVX-512
+  // registers (unpack, unpack, two 128-bit lane shuffles), partial tiles through masks.
+  // stream: whole, 64-byte aligned destination rows are written with streaming stores.
+  __attribute__((target("avx512f"))) static void Tile(const float* src, int64_t src_stride,
+      int r0, int nr, int c0, int nc, float* out, int64_t out_stride, bool stream) {
+    const __mmask16 load_mask = static_cast<__mmask16>((1u << nc) - 1);
+    const __mmask16 store_mask = static_cast<__mmask16>((1u << nr) - 1);
+    __m512 a[16], b[16];
+    for (int i = 0; i < 16; ++i) {
+      a[i] = i < nr ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + i) * src_stride + c0)
+          : _mm512_setzero_ps();
+    }
+    for (int i = 0; i < 16; i += 2) {
+      b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+      b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+      for (int j = 0; j < 2; ++j) {
+        a[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b[i + j]),
+            _mm512_castps_pd(b[i + j + 2])));
+        a[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b[i + j]),
+            _mm512_castps_pd(b[i + j + 2])));
+      }
+    }
+    for (int i = 0; i < 16; i += 8) {
+      for (int j = 0; j < 4; ++j) {
+        b[i + j] = _mm512_shuffle_f32x4(a[i + j], a[i + j + 4], 0x88);
+        b[i + j + 4] = _mm512_shuffle_f32x4(a[i + j], a[i + j + 4], 0xdd);
+      }
+    }
+    for (int j = 0; j < 8; ++j) {
+      a[j] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0x88);
+      a[j + 8] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0xdd);
+    }
+    for (int i = 0; i < 16; ++i) {
+      if (i >= nc) continue;
+      float* at = out + i * out_stride + r0;
+      if (stream && nr == 16 && (reinterpret_cast<uintptr_t>(at) & 63) == 0) {
+        _mm512_stream_ps(at, a[i]);
+      } else {
+        _mm512_mask_storeu_ps(at, store_mask, a[i]);
+      }
     }
   }
-  for (int i = 0; i < 16; i += 8) {
+
+  __attribute__((target("avx512f"))) static void CopyOut(const float* src, int n,
+      float* dst) {
+    int i = 0;
+    for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 63); ++i) dst[i] = src[i];
+    for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+    for (; i < n; ++i) dst[i] = src[i];
+  }
+  static void Fence() { _mm_sfence(); }
+};
+
+struct Avx2Ops {
+  static const int kTile = 8;
+  // 8 x 8 in AVX registers; a partial tile goes the plain way.
+  __attribute__((target("avx2"))) static void Tile(const float* src, int64_t src_stride,
+      int r0, int nr, int c0, int nc, float* out, int64_t out_stride, bool /*stream*/) {
+    if (nr < 8 || nc < 8) {
+      TransposePlain(src + r0 * src_stride + c0, src_stride, nr, nc, out + r0, out_stride);
+      return;
+    }
+    __m256 a[8], b[8];
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_loadu_ps(src + (r0 + i) * src_stride + c0);
+    for (int i = 0; i < 8; i += 2) {
+      b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+      b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      a[i] = _mm256_shuffle_ps(b[i], b[i + 2], 0x44);
+      a[i + 1] = _mm256_shuffle_ps(b[i], b[i + 2], 0xee);
+      a[i + 2] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0x44);
+      a[i + 3] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0xee);
+    }
     for (int j = 0; j < 4; ++j) {
-      b[i + j] = _mm512_shuffle_f32x4(a[i + j], a[i + j + 4], 0x88);
-      b[i + j + 4] = _mm512_shuffle_f32x4(a[i + j], a[i + j + 4], 0xdd);
+      b[j] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x20);
+      b[j + 4] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x31);
     }
+    // (No streaming stores here: a tile row is half a cache line, and streaming half lines
+    // at a time makes the write-combining buffers flush partial lines.)
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + i * out_stride + r0, b[i]);
   }
-  for (int j = 0; j < 8; ++j) {
-    a[j] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0x88);
-    a[j + 8] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) {
-    if (i >= nc) continue;
-    float* at = out + i * out_stride + r0;
-    if (stream && nr == 16 && (reinterpret_cast<uintptr_t>(at) & 63) == 0) {
-      _mm512_stream_ps(at, a[i]);
-    } else {
-      _mm512_mask_storeu_ps(at, store_mask, a[i]);
-    }
-  }
-}
 
-__attribute__((target("avx512f"))) void Transpose32Avx512(const float* src,
-    int64_t src_stride, int rows, int cols, float* dst, int64_t dst_stride, bool stream) {
+  __attribute__((target("avx2"))) static void CopyOut(const float* src, int n, float* dst) {
+    int i = 0;
+    for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 31); ++i) dst[i] = src[i];
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; ++i) dst[i] = src[i];
+  }
+  static void Fence() { _mm_sfence(); }
+};
+
+// The transpose in tiles of Ops (above), in the order that suits the two sides.
+template <typename Ops>
+void TransposeTiled(const float* src, int64_t src_stride, int rows, int cols, float* dst,
+    int64_t dst_stride, bool stream) {
+  const int T = Ops::kTile;
   if (stream && rows <= kStageRows) {
     // dst is part of an output larger than the cache (a RoI's (channels, bins) top; an NCHW
-    // gradient): column blocks outside, each block's 16 destination rows transposed into a
-    // staging buffer in L1 and then written out whole with streaming stores, where masked
-    // stores straight into memory not in cache would straddle lines and read each line in.
+    // gradient): column blocks outside, each block's T destination rows transposed into a
+    // staging buffer in L1 and then written out whole with streaming stores, where stores
+    // straight into memory not in cache would straddle lines and read each line in first.
+    // Blocks of 16 columns (a 64-byte line of each source row) whatever the tile size.
     alignas(64) float stage[16 * kStageRows];
     for (int c0 = 0; c0 < cols; c0 += 16) {
       const int nc = std::min(16, cols - c0);
-      for (int r0 = 0; r0 < rows; r0 += 16) {
-        TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, nc, stage, rows);
+      for (int r0 = 0; r0 < rows; r0 += T) {
+        for (int c1 = c0; c1 < c0 + nc; c1 += T) {
+          Ops::Tile(src, src_stride, r0, std::min(T, rows - r0), c1,
+              std::min(T, c0 + nc - c1), stage + (c1 - c0) * rows, rows, false);
+        }
       }
       if (dst_stride == rows) {  // the block's rows are one contiguous stretch
-        CopyOut(stage, nc * rows, dst + c0 * dst_stride);
+        Ops::CopyOut(stage, nc * rows, dst + c0 * dst_stride);
       } else {
-        for (int i = 0; i < nc; ++i) CopyOut(stage + i * rows, rows, dst + (c0 + i) * dst_stride);
+        for (int i = 0; i < nc; ++i) {
+          Ops::CopyOut(stage + i * rows, rows, dst + (c0 + i) * dst_stride);
+        }
       }
     }
-    _mm_sfence();  // order the streaming stores before any later use
+    Ops::Fence();
     return;
   }
   // Otherwise the side whose rows lie further apart (an NCHW map's channel planes, a RoI's
   // dense top diff) is walked row by row, each of its rows in one contiguous run, and the
-  // other side, the smaller stretch, is filled 16 values at a time while it is in cache.
-  // (With stream, as for a large map's channels-last copy, its whole aligned 64-byte pieces
-  // are written with streaming stores.)
+  // other side, the smaller stretch, is filled a tile row at a time while it is in cache
+  // (with stream, as for a large map's channels-last copy, through streaming stores where a
+  // tile row is whole and aligned).
   if (src_stride == cols || src_stride > dst_stride) {
-    for (int r0 = 0; r0 < rows; r0 += 16) {
-      for (int c0 = 0; c0 < cols; c0 += 16) {
-        TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, std::min(16, cols - c0),
+    for (int r0 = 0; r0 < rows; r0 += T) {
+      for (int c0 = 0; c0 < cols; c0 += T) {
+        Ops::Tile(src, src_stride, r0, std::min(T, rows - r0), c0, std::min(T, cols - c0),
             dst + c0 * dst_stride, dst_stride, stream);
       }
     }
-    if (stream) _mm_sfence();
+    if (stream) Ops::Fence();
   } else {
-    for (int c0 = 0; c0 < cols; c0 += 16) {
-      for (int r0 = 0; r0 < rows; r0 += 16) {
-        TileAvx512(src, src_stride, r0, std::min(16, rows - r0), c0, std::min(16, cols - c0),
-            dst + c0 * dst_stride, dst_stride);
+    for (int c0 = 0; c0 < cols; c0 += T) {
+      for (int r0 = 0; r0 < rows; r0 += T) {
+        Ops::Tile(src, src_stride, r0, std::min(T, rows - r0), c0, std::min(T, cols - c0),
+            dst + c0 * dst_stride, dst_stride, false);
       }
     }
   }
 }
-
 #pragma GCC diagnostic pop
-
-// 8 x 8 tiles in AVX registers; the edges that do not fill a tile go the plain way.
-__attribute__((target("avx2"))) void Transpose32Avx2(const float* src, int64_t src_stride,
-    int rows, int cols, float* dst, int64_t dst_stride) {
-  const int full_r = rows / 8 * 8, full_c = cols / 8 * 8;
-  for (int c0 = 0; c0 < full_c; c0 += 8) {  // column blocks outside, as above
-    for (int r0 = 0; r0 < full_r; r0 += 8) {
-      __m256 a[8], b[8];
-      for (int i = 0; i < 8; ++i) a[i] = _mm256_loadu_ps(src + (r0 + i) * src_stride + c0);
-      for (int i = 0; i < 8; i += 2) {
-        b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
-        b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
-      }
-      for (int i = 0; i < 8; i += 4) {
-        a[i] = _mm256_shuffle_ps(b[i], b[i + 2], 0x44);
-        a[i + 1] = _mm256_shuffle_ps(b[i], b[i + 2], 0xee);
-        a[i + 2] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0x44);
-        a[i + 3] = _mm256_shuffle_ps(b[i + 1], b[i + 3], 0xee);
-      }
-      for (int j = 0; j < 4; ++j) {
-        b[j] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x20);
-        b[j + 4] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x31);
-      }
-      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (c0 + i) * dst_stride + r0, b[i]);
-    }
-  }
-  if (full_c < cols) {
-    TransposePlain(src + full_c, src_stride, full_r, cols - full_c,
-        dst + full_c * dst_stride, dst_stride);
-  }
-  if (full_r < rows) {
-    TransposePlain(src + full_r * src_stride, src_stride, rows - full_r, cols,
-        dst + full_r, dst_stride);
-  }
-}
-
 #endif
 
 // 32-bit values (float, int) move through float registers: a transpose only copies bits.
@@ -191,8 +209,9 @@ void Transpose32(const T* src, int64_t src_stride, int rows, int cols, T* dst,
   float* d = reinterpret_cast<float*>(dst);
   switch (std::min(isa, Isa())) {
     case kAvx512:
-      return Transpose32Avx512(s, src_stride, rows, cols, d, dst_stride, stream);
-    case kAvx2: return Transpose32Avx2(s, src_stride, rows, cols, d, dst_stride);
+      return TransposeTiled<Avx512Ops>(s, src_stride, rows, cols, d, dst_stride, stream);
+    case kAvx2:
+      return TransposeTiled<Avx2Ops>(s, src_stride, rows, cols, d, dst_stride, stream);
     default: break;
   }
 #endif

@@ -132,6 +132,15 @@ struct BinPlan {
   }
 };
 
+// Vector registers per block of PoolBinVectors: 4 (64 floats with AVX-512, 32 with AVX2, 16
+// with SSE), at most kLanes values. More would not fit AVX2's 16 registers with their
+// temporaries.
+template <int Bytes, typename Dtype>
+constexpr int VectorsPerBlock() {
+  return 4 * Bytes / static_cast<int>(sizeof(Dtype)) <= kLanes ? 4
+      : kLanes / (Bytes / static_cast<int>(sizeof(Dtype)));
+}
+
 // One bin for the last channels [c0, c0 + n) (n < kLanes: what is left after the full blocks
 // of PoolBinVectors): out[j] (and am[j] for MAX) as
 // pool_bin<K> computes them. buf: kMaxRows * grid_w * kLanes values.
@@ -211,7 +220,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
   for (int j = 0; j < lanes; ++j) out[j] = acc[j] / d;
 }
 
-// PoolBinTail for a full block of kLanes channels in vector registers: the same operations
+// PoolBinTail for a full block of VectorsPerBlock vectors of channels in registers: the same operations
 // on each lane in the same order, with the accumulators and argmaxes held in registers.
 template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBinVectors(const BinPlan<K, Dtype>& plan,
@@ -220,7 +229,7 @@ inline __attribute__((always_inline)) void PoolBinVectors(const BinPlan<K, Dtype
   typedef typename Simd<Dtype, Bytes>::V V;
   typedef typename Simd<Dtype, Bytes>::I I;
   const int W = sizeof(V) / sizeof(Dtype);  // lanes per vector
-  const int N = kLanes / W;                  // vectors per block
+  const int N = VectorsPerBlock<Bytes, Dtype>();
   V acc[N];
   I best[N];
 #pragma GCC unroll 16
@@ -298,7 +307,8 @@ template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBin(const BinPlan<K, Dtype>& plan,
     int channels, bool is_max, Dtype* buf, Dtype* out, int* am) {
   int c0 = 0;
-  for (; c0 + kLanes <= channels; c0 += kLanes) {
+  const int step = VectorsPerBlock<Bytes, Dtype>() * Bytes / static_cast<int>(sizeof(Dtype));
+  for (; c0 + step <= channels; c0 += step) {
     PoolBinVectors<K, Bytes>(plan, c0, is_max, buf, out + c0, is_max ? am + c0 : NULL);
   }
   if (c0 < channels) {
