@@ -180,22 +180,21 @@ void TransposeTiled(const float* src, int64_t src_stride, int rows, int cols, fl
   // other side, the smaller stretch, is filled a tile row at a time while it is in cache
   // (with stream, as for a large map's channels-last copy, through streaming stores where a
   // tile row is whole and aligned).
-  if (src_stride == cols || src_stride > dst_stride) {
-    for (int r0 = 0; r0 < rows; r0 += T) {
-      for (int c0 = 0; c0 < cols; c0 += T) {
-        Ops::Tile(src, src_stride, r0, std::min(T, rows - r0), c0, std::min(T, cols - c0),
-            dst + c0 * dst_stride, dst_stride, stream);
-      }
-    }
-    if (stream) Ops::Fence();
-  } else {
-    for (int c0 = 0; c0 < cols; c0 += T) {
-      for (int r0 = 0; r0 < rows; r0 += T) {
-        Ops::Tile(src, src_stride, r0, std::min(T, rows - r0), c0, std::min(T, cols - c0),
-            dst + c0 * dst_stride, dst_stride, false);
+  // Blocks of 16 x 16 whatever the tile size, so that each 64-byte line is written whole.
+  const bool by_rows = src_stride == cols || src_stride > dst_stride;
+  for (int outer = 0; outer < (by_rows ? rows : cols); outer += 16) {
+    for (int inner = 0; inner < (by_rows ? cols : rows); inner += 16) {
+      const int r0 = by_rows ? outer : inner, c0 = by_rows ? inner : outer;
+      const int r_end = std::min(r0 + 16, rows), c_end = std::min(c0 + 16, cols);
+      for (int r1 = r0; r1 < r_end; r1 += T) {
+        for (int c1 = c0; c1 < c_end; c1 += T) {
+          Ops::Tile(src, src_stride, r1, std::min(T, r_end - r1), c1, std::min(T, c_end - c1),
+              dst + c1 * dst_stride, dst_stride, stream && by_rows);
+        }
       }
     }
   }
+  if (stream && by_rows) Ops::Fence();
 }
 #pragma GCC diagnostic pop
 #endif

@@ -220,7 +220,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
   for (int j = 0; j < lanes; ++j) out[j] = acc[j] / d;
 }
 
-// PoolBinTail for a full block of VectorsPerBlock vectors of channels in registers: the same operations
+// PoolBinTail for a full block of VectorsPerBlock vectors of channels: the same operations
 // on each lane in the same order, with the accumulators and argmaxes held in registers.
 template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBinVectors(const BinPlan<K, Dtype>& plan,
@@ -307,7 +307,8 @@ template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBin(const BinPlan<K, Dtype>& plan,
     int channels, bool is_max, Dtype* buf, Dtype* out, int* am) {
   int c0 = 0;
-  const int step = VectorsPerBlock<Bytes, Dtype>() * Bytes / static_cast<int>(sizeof(Dtype));
+  const int step =
+      VectorsPerBlock<Bytes, Dtype>() * Bytes / static_cast<int>(sizeof(Dtype));
   for (; c0 + step <= channels; c0 += step) {
     PoolBinVectors<K, Bytes>(plan, c0, is_max, buf, out + c0, is_max ? am + c0 : NULL);
   }
