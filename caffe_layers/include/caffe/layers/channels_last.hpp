@@ -74,8 +74,9 @@ void Transpose(const int* src, int64_t src_stride, int rows, int cols, int* dst,
 void Transpose(const double* src, int64_t src_stride, int rows, int cols, double* dst,
     int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
 
-// An allocator of 64-byte aligned memory, so that the rows of a channels-last copy with a
-// multiple of 16 channels start on cache lines (Transpose's streaming stores need that).
+// An allocator of 64-byte aligned memory, so that the pixels of a channels-last copy with a
+// multiple of 16 channels start on cache lines: a 64-byte vector load then reads one line,
+// not two.
 template <typename T>
 struct AlignedAllocator {
   typedef T value_type;

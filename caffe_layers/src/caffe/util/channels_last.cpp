@@ -262,14 +262,15 @@ void Transpose(const double* src, int64_t src_stride, int rows, int cols, double
 template <typename Dtype>
 void FromNchw(const Dtype* in, int num, int channels, int plane, Dtype* out) {
   const int tiles = (plane + kTile - 1) / kTile;
-  const int64_t count = static_cast<int64_t>(num) * channels * plane;
-  const bool parallel = count > kParallelWork;
-  const bool stream = count * static_cast<int64_t>(sizeof(Dtype)) > kStreamBytes;
+  // No streaming stores here: the copy is read right after, and written through the cache
+  // it is still in L3 then (streaming it made the sampling slower than it made the copy
+  // faster: FPN P3, 2 x 256 x 100 x 136, forward 27.4 -> 25.6 ms without).
+  const bool parallel = static_cast<int64_t>(num) * channels * plane > kParallelWork;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int t = 0; t < num * tiles; ++t) {
     const int n = t / tiles, p0 = (t % tiles) * kTile, p1 = std::min(p0 + kTile, plane);
     Transpose(in + static_cast<int64_t>(n) * channels * plane + p0, plane, channels, p1 - p0,
-        out + (static_cast<int64_t>(n) * plane + p0) * channels, channels, stream);
+        out + (static_cast<int64_t>(n) * plane + p0) * channels, channels);
   }
 }
 
