@@ -16,7 +16,12 @@
 // target. ROI_ISA_VERSIONS(f, params, body) defines fAvx512 / fAvx2 / fPlain (each the same
 // body, compiled for its instruction set, in which kVecBytes is the width of its vector
 // registers: 64, 32, 16); ROI_ISA_PICK(f) is the one for Isa().
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ROI_NATIVE)
+// ROI_X86_INTRINSICS: GCC on x86-64, where the transposes use AVX-512 / AVX2 intrinsics in
+// functions of their own target (also with ROI_NATIVE, where Isa() is the build's level).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ROI_X86_INTRINSICS 1
+#endif
+#if defined(ROI_X86_INTRINSICS) && !defined(ROI_NATIVE)
 #define ROI_ISA_X86 1
 #define ROI_ISA_VERSIONS(f, params, body) \
   __attribute__((target("avx512f"))) void f##Avx512 params { \
@@ -50,7 +55,8 @@ const int64_t kStreamBytes = 4 << 20;
 // The instruction sets the CPU passes have versions for.
 enum IsaLevel { kPlain = 0, kAvx2 = 1, kAvx512 = 2 };
 
-// The best level this CPU runs (kPlain off x86-64 or with ROI_NATIVE), lowered by the
+// The best level this CPU runs (off x86-64: kPlain; with ROI_NATIVE: the level the build
+// was compiled for), lowered by the
 // environment variable ROI_CPU_ISA=plain|avx2|avx512 (read once), which lets one machine
 // measure and test the versions another machine would run. An unknown value is an error that
 // names the variable and the value.

@@ -36,7 +36,7 @@ void TransposePlain(const T* src, int64_t src_stride, int rows, int cols, T* dst
   }
 }
 
-#if defined(ROI_ISA_X86)
+#if defined(ROI_X86_INTRINSICS)
 // GCC 12's intrinsics header starts some AVX-512 operations from an "undefined" register,
 // which -W(maybe-)uninitialized reports at every use.
 #pragma GCC diagnostic push
@@ -203,7 +203,7 @@ void TransposeTiled(const float* src, int64_t src_stride, int rows, int cols, fl
 template <typename T>
 void Transpose32(const T* src, int64_t src_stride, int rows, int cols, T* dst,
     int64_t dst_stride, IsaLevel isa, bool stream) {
-#if defined(ROI_ISA_X86)
+#if defined(ROI_X86_INTRINSICS)
   const float* s = reinterpret_cast<const float*>(src);
   float* d = reinterpret_cast<float*>(dst);
   switch (std::min(isa, Isa())) {
@@ -225,6 +225,10 @@ IsaLevel Isa() {
     __builtin_cpu_init();
     best = __builtin_cpu_supports("avx512f") ? kAvx512
         : (__builtin_cpu_supports("avx2") ? kAvx2 : kPlain);
+#elif defined(__AVX512F__)
+    best = kAvx512;
+#elif defined(__AVX2__)
+    best = kAvx2;
 #endif
     const char* want = std::getenv("ROI_CPU_ISA");
     if (!want || !*want) return best;
