@@ -428,6 +428,33 @@ struct AddTo {
   void operator()(Dtype* at, Dtype v) const { *at += v; }
 };
 
+// One setting of the bit-identity tests: pool, bi_type, alignment, sampling_ratio.
+struct AlignMode {
+  const char* name;
+  bool ave;
+  int bi_type, alignment, sampling;
+  LayerParameter Apply(LayerParameter p) const {
+    ROIPoolingParameter* rp = p.mutable_roi_pooling_param();
+    rp->set_pool(ave ? ROIPoolingParameter_PoolMethod_AVE : ROIPoolingParameter_PoolMethod_MAX);
+    rp->set_bi_type(bi_type);
+    rp->set_alignment(static_cast<ROIPoolingParameter_Alignment>(alignment));
+    rp->set_sampling_ratio(sampling);
+    return p;
+  }
+};
+
+// Every pool x bi_type, each alignment, fixed and adaptive sampling.
+const AlignMode kAlignModes[] = {
+  {"seed MAX", false, 0, ROIPoolingParameter_Alignment_CAFFE, 2},
+  {"AVE half-pixel sr2", true, 0, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
+  {"AVE detectron adaptive", true, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
+  {"MAX adaptive", false, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
+  {"bicubic MAX", false, 1, ROIPoolingParameter_Alignment_CAFFE, 2},
+  {"bicubic AVE adaptive", true, 1, ROIPoolingParameter_Alignment_HALF_PIXEL, 0},
+  {"bin corners AVE", true, 0, ROIPoolingParameter_Alignment_BIN_CORNERS, 2},
+  {"crop and resize", false, 0, ROIPoolingParameter_Alignment_CROP_AND_RESIZE, 1},
+};
+
 // ROIAlign with its argmaxes in view.
 template <typename Dtype>
 class ArgmaxROIAlign : public ROIAlignLayer<Dtype> {
@@ -454,25 +481,9 @@ TYPED_TEST(ROIAlignLayerTest, TestForwardBitIdenticalToDefinition) {
   this->SetRois(std::vector<Dtype>{0, 3, 4, 3, 4, 1, 10.5, 2.25, 60, 40.5, 0, 0, 0, 460, 360,
       1, -30, -20, 500, 400, 0, 200, 150, 260, 180, 1, 900, 900, 950, 990, 0, 5, 5, 90, 8,
       1, -100, -300, 700, 900});
-  struct Mode { const char* name; bool ave; int bi_type; int alignment; int sampling; };
-  const Mode modes[] = {
-    {"seed MAX", false, 0, ROIPoolingParameter_Alignment_CAFFE, 2},
-    {"AVE half-pixel sr2", true, 0, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
-    {"AVE detectron adaptive", true, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
-    {"MAX adaptive", false, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
-    {"bicubic MAX", false, 1, ROIPoolingParameter_Alignment_CAFFE, 2},
-    {"bicubic AVE adaptive", true, 1, ROIPoolingParameter_Alignment_HALF_PIXEL, 0},
-    {"bin corners AVE", true, 0, ROIPoolingParameter_Alignment_BIN_CORNERS, 2},
-    {"crop and resize", false, 0, ROIPoolingParameter_Alignment_CROP_AND_RESIZE, 1},
-  };
-  for (const Mode& mode : modes) {
-    LayerParameter param = this->Param(7, 5, Dtype(1) / 16);
-    ROIPoolingParameter* rp = param.mutable_roi_pooling_param();
-    rp->set_pool(mode.ave ? ROIPoolingParameter_PoolMethod_AVE
-        : ROIPoolingParameter_PoolMethod_MAX);
-    rp->set_bi_type(mode.bi_type);
-    rp->set_alignment(static_cast<ROIPoolingParameter_Alignment>(mode.alignment));
-    rp->set_sampling_ratio(mode.sampling);
+  for (const AlignMode& mode : kAlignModes) {
+    LayerParameter param = mode.Apply(this->Param(7, 5, Dtype(1) / 16));
+    const ROIPoolingParameter* rp = &param.roi_pooling_param();
     ArgmaxROIAlign<Dtype> layer(param);
     layer.SetUp(this->bottom_, this->top_vec_);
     layer.Forward(this->bottom_, this->top_vec_);
@@ -512,7 +523,7 @@ TYPED_TEST(ROIAlignLayerTest, TestForwardBitIdenticalToDefinition) {
 
 // The backward is the scalar definition too: each channel's gradient adds scatter_bin's
 // terms in RoI, bin and sample order, so it is compared bit for bit with that sum, in every
-// pool x bi_type, with 131 channels (a full 128-channel block of the CPU pass and a partial
+// mode of kAlignModes, with 131 channels (a full 128-channel block of the CPU pass and a partial
 // one) and RoIs that overlap, leave the map or have large adaptive grids.
 TYPED_TEST(ROIAlignLayerTest, TestBackwardBitIdenticalToDefinition) {
   typedef typename TypeParam::Dtype Dtype;
@@ -523,22 +534,9 @@ TYPED_TEST(ROIAlignLayerTest, TestBackwardBitIdenticalToDefinition) {
   for (int i = 0; i < this->data_->count(); ++i) x[i] = std::sin(Dtype(0.61) * i);
   this->SetRois(std::vector<Dtype>{0, 3, 4, 60, 44, 1, 10.5, 2.25, 300, 200.5, 0, 0, 0, 330,
       260, 1, -30, -20, 400, 300, 0, 20, 15, 100, 80, 0, 5, 5, 90, 8});
-  struct Mode { const char* name; bool ave; int bi_type; int alignment; int sampling; };
-  const Mode modes[] = {
-    {"seed MAX", false, 0, ROIPoolingParameter_Alignment_CAFFE, 2},
-    {"AVE half-pixel sr2", true, 0, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
-    {"AVE detectron adaptive", true, 0, ROIPoolingParameter_Alignment_DETECTRON, 0},
-    {"bicubic MAX", false, 1, ROIPoolingParameter_Alignment_CAFFE, 2},
-    {"bicubic AVE", true, 1, ROIPoolingParameter_Alignment_HALF_PIXEL, 2},
-  };
-  for (const Mode& mode : modes) {
-    LayerParameter param = this->Param(5, 4, Dtype(1) / 16);
-    ROIPoolingParameter* rp = param.mutable_roi_pooling_param();
-    rp->set_pool(mode.ave ? ROIPoolingParameter_PoolMethod_AVE
-        : ROIPoolingParameter_PoolMethod_MAX);
-    rp->set_bi_type(mode.bi_type);
-    rp->set_alignment(static_cast<ROIPoolingParameter_Alignment>(mode.alignment));
-    rp->set_sampling_ratio(mode.sampling);
+  for (const AlignMode& mode : kAlignModes) {
+    LayerParameter param = mode.Apply(this->Param(5, 4, Dtype(1) / 16));
+    const ROIPoolingParameter* rp = &param.roi_pooling_param();
     ArgmaxROIAlign<Dtype> layer(param);
     layer.SetUp(this->bottom_, this->top_vec_);
     layer.Forward(this->bottom_, this->top_vec_);
