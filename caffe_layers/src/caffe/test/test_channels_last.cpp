@@ -2,6 +2,7 @@
 // against the definition dst[c][r] = src[r][c], at sizes that leave partial tiles on every
 // side, with strides wider than the rows, and the NCHW <-> NHWC round trip.
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <vector>
 
@@ -61,6 +62,16 @@ TYPED_TEST(ChannelsLastTest, NchwRoundTrip) {
   }
   channels_last::ToNchw(nhwc.data(), num, channels, plane, back.data());
   EXPECT_EQ(nchw, back);
+}
+
+// ROI_CPU_ISA names a level or is refused in one line naming the variable and the value
+// (the check runs in a child process, whose Isa() reads the variable afresh).
+TEST(ChannelsLastIsaTest, UnknownLevelIsAnError) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH({
+    setenv("ROI_CPU_ISA", "avx9", 1);
+    channels_last::Isa();
+  }, "ROI_CPU_ISA=avx9: expected plain, avx2 or avx512");
 }
 
 }  // namespace caffe
