@@ -71,8 +71,9 @@ const int64_t kParallelWork = 1 << 15;
 // src[r * src_stride + c]. One thread. float and int go through 16 x 16 (AVX-512) or 8 x 8
 // (AVX2) register tiles at `isa` (at most Isa()), double and the plain level through 8 x 8
 // blocks; it copies bits, so every level gives the same result. stream: dst is part of an
-// output larger than the cache, written once; with AVX-512 a dense dst (dst_stride == rows)
-// is then written with non-temporal stores, which skip reading each line in first.
+// output larger than the cache, written once; with AVX-512 or AVX2 and rows of at most 256
+// values, dst is then staged in L1 and written with non-temporal stores, which skip
+// reading each line in first.
 void Transpose(const float* src, int64_t src_stride, int rows, int cols, float* dst,
     int64_t dst_stride, bool stream = false, IsaLevel isa = Isa());
 void Transpose(const int* src, int64_t src_stride, int rows, int cols, int* dst,
@@ -90,7 +91,7 @@ struct AlignedAllocator {
   template <typename U> AlignedAllocator(const AlignedAllocator<U>&) {}
   T* allocate(size_t n) {
     void* p = NULL;
-    if (posix_memalign(&p, 64, n * sizeof(T) + 1) != 0) throw std::bad_alloc();
+    if (posix_memalign(&p, 64, n * sizeof(T)) != 0) throw std::bad_alloc();
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) { free(p); }

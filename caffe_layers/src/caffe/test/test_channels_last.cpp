@@ -18,32 +18,40 @@ class ChannelsLastTest : public ::testing::Test {};
 typedef ::testing::Types<float, double, int> ChannelsLastTypes;
 TYPED_TEST_CASE(ChannelsLastTest, ChannelsLastTypes);
 
-TYPED_TEST(ChannelsLastTest, TransposeMatchesDefinition) {
-  typedef TypeParam T;
-  const int sizes[] = {1, 3, 7, 8, 15, 16, 17, 31, 49, 64};
-  for (int level = channels_last::kPlain; level <= channels_last::Isa(); ++level) {
-  const channels_last::IsaLevel isa = static_cast<channels_last::IsaLevel>(level);
-  for (int dense = 0; dense < 2; ++dense) {
-  const bool stream = dense;  // the streaming stores apply to dense destinations
+// Transpose at one instruction-set level against the definition, at sizes that leave partial
+// tiles on every side and rows longer than the staging buffer (300), with the source rows
+// wider than the data; dense: destination rows back to back (as a RoI's output), else
+// padded (as an NCHW plane), whose padding must stay untouched.
+template <typename T>
+void CheckTranspose(channels_last::IsaLevel isa, bool stream, bool dense) {
+  const int sizes[] = {1, 3, 7, 8, 15, 16, 17, 31, 49, 64, 300};
   for (int rows : sizes) {
     for (int cols : sizes) {
       const int64_t src_stride = cols + 3, dst_stride = rows + (dense ? 0 : 5);
       std::vector<T> src(rows * src_stride);
       for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<T>(i * 7 % 1000) - 500;
-      // The destination's padding must stay untouched.
       std::vector<T> dst(cols * dst_stride, static_cast<T>(-9999));
       channels_last::Transpose(src.data(), src_stride, rows, cols, dst.data(), dst_stride,
           stream, isa);
       for (int c = 0; c < cols; ++c) {
         for (int r = 0; r < dst_stride; ++r) {
           const T want = r < rows ? src[r * src_stride + c] : static_cast<T>(-9999);
-          ASSERT_EQ(want, dst[c * dst_stride + r]) << "level " << level << ", " << rows
-              << "x" << cols << " at (" << r << ", " << c << ")";
+          ASSERT_EQ(want, dst[c * dst_stride + r]) << "level " << isa << ", stream " << stream
+              << ", dense " << dense << ", " << rows << "x" << cols << " at (" << r << ", "
+              << c << ")";
         }
       }
     }
   }
-  }
+}
+
+TYPED_TEST(ChannelsLastTest, TransposeMatchesDefinition) {
+  for (int level = channels_last::kPlain; level <= channels_last::Isa(); ++level) {
+    for (int stream = 0; stream < 2; ++stream) {
+      for (int dense = 0; dense < 2; ++dense) {
+        CheckTranspose<TypeParam>(static_cast<channels_last::IsaLevel>(level), stream, dense);
+      }
+    }
   }
 }
 

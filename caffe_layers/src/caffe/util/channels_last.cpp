@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "caffe/common.hpp"
@@ -52,9 +51,8 @@ struct Avx512Ops {
   // One tile: out[i * out_stride + r0 + j] = src[(r0 + j) * src_stride + c0 + i] for i < nc,
   // j < nr (both at most kTile); out is the destination's row c0. 16 x 16 in AVX-512
   // registers (unpack, unpack, two 128-bit lane shuffles), partial tiles through masks.
-  // stream: whole, 64-byte aligned destination rows are written with streaming stores.
   __attribute__((target("avx512f"))) static void Tile(const float* src, int64_t src_stride,
-      int r0, int nr, int c0, int nc, float* out, int64_t out_stride, bool stream) {
+      int r0, int nr, int c0, int nc, float* out, int64_t out_stride) {
     const __mmask16 load_mask = static_cast<__mmask16>((1u << nc) - 1);
     const __mmask16 store_mask = static_cast<__mmask16>((1u << nr) - 1);
     __m512 a[16], b[16];
@@ -85,13 +83,7 @@ struct Avx512Ops {
       a[j + 8] = _mm512_shuffle_f32x4(b[j], b[j + 8], 0xdd);
     }
     for (int i = 0; i < 16; ++i) {
-      if (i >= nc) continue;
-      float* at = out + i * out_stride + r0;
-      if (stream && nr == 16 && (reinterpret_cast<uintptr_t>(at) & 63) == 0) {
-        _mm512_stream_ps(at, a[i]);
-      } else {
-        _mm512_mask_storeu_ps(at, store_mask, a[i]);
-      }
+      if (i < nc) _mm512_mask_storeu_ps(out + i * out_stride + r0, store_mask, a[i]);
     }
   }
 
@@ -109,7 +101,7 @@ struct Avx2Ops {
   static const int kTile = 8;
   // 8 x 8 in AVX registers; a partial tile goes the plain way.
   __attribute__((target("avx2"))) static void Tile(const float* src, int64_t src_stride,
-      int r0, int nr, int c0, int nc, float* out, int64_t out_stride, bool /*stream*/) {
+      int r0, int nr, int c0, int nc, float* out, int64_t out_stride) {
     if (nr < 8 || nc < 8) {
       TransposePlain(src + r0 * src_stride + c0, src_stride, nr, nc, out + r0, out_stride);
       return;
@@ -130,8 +122,6 @@ struct Avx2Ops {
       b[j] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x20);
       b[j + 4] = _mm256_permute2f128_ps(a[j], a[j + 4], 0x31);
     }
-    // (No streaming stores here: a tile row is half a cache line, and streaming half lines
-    // at a time makes the write-combining buffers flush partial lines.)
     for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + i * out_stride + r0, b[i]);
   }
 
@@ -161,7 +151,7 @@ void TransposeTiled(const float* src, int64_t src_stride, int rows, int cols, fl
       for (int r0 = 0; r0 < rows; r0 += T) {
         for (int c1 = c0; c1 < c0 + nc; c1 += T) {
           Ops::Tile(src, src_stride, r0, std::min(T, rows - r0), c1,
-              std::min(T, c0 + nc - c1), stage + (c1 - c0) * rows, rows, false);
+              std::min(T, c0 + nc - c1), stage + (c1 - c0) * rows, rows);
         }
       }
       if (dst_stride == rows) {  // the block's rows are one contiguous stretch
@@ -177,9 +167,7 @@ void TransposeTiled(const float* src, int64_t src_stride, int rows, int cols, fl
   }
   // Otherwise the side whose rows lie further apart (an NCHW map's channel planes, a RoI's
   // dense top diff) is walked row by row, each of its rows in one contiguous run, and the
-  // other side, the smaller stretch, is filled a tile row at a time while it is in cache
-  // (with stream, as for a large map's channels-last copy, through streaming stores where a
-  // tile row is whole and aligned).
+  // other side, the smaller stretch, is filled a tile row at a time while it is in cache.
   // Blocks of 16 x 16 whatever the tile size, so that each 64-byte line is written whole.
   const bool by_rows = src_stride == cols || src_stride > dst_stride;
   for (int outer = 0; outer < (by_rows ? rows : cols); outer += 16) {
@@ -189,12 +177,11 @@ void TransposeTiled(const float* src, int64_t src_stride, int rows, int cols, fl
       for (int r1 = r0; r1 < r_end; r1 += T) {
         for (int c1 = c0; c1 < c_end; c1 += T) {
           Ops::Tile(src, src_stride, r1, std::min(T, r_end - r1), c1, std::min(T, c_end - c1),
-              dst + c1 * dst_stride, dst_stride, stream && by_rows);
+              dst + c1 * dst_stride, dst_stride);
         }
       }
     }
   }
-  if (stream && by_rows) Ops::Fence();
 }
 #pragma GCC diagnostic pop
 #endif

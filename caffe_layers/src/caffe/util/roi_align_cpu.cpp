@@ -1,7 +1,6 @@
 #include <stdint.h>
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "caffe/layers/channels_last.hpp"
@@ -25,8 +24,9 @@ inline int MapOf(const int* level, int n) { return level ? level[n] : 0; }
 //   v = sum_k wy[k] * r_k,   r_k = sum_l wx[l] * map[row_k][col_l],
 // and the samples of one bin share rows: two samples with the same row taps (samples less
 // than a pixel apart) read the same r_k. So each bin is planned once (BinPlan: which rows,
-// which r_k each sample combines), then run for every block of kLanes channels, with the
-// r_k of the block in a small buffer and the bin's accumulators in registers.
+// which r_k each sample combines), then run for every block of kVectorsPerBlock vector
+// registers of channels, with the r_k of the block in a small buffer and the bin's
+// accumulators in registers.
 //
 // Bit-identity with interpolate / pool_bin: each r_k and v is the same products added in the
 // same order, except that interpolate starts each sum from 0. Adding 0 first changes nothing
@@ -34,10 +34,11 @@ inline int MapOf(const int* level, int n) { return level ? level[n] : 0; }
 // later products and sums, again only ever changes the sign of a zero. AVE sums the samples
 // into an accumulator that starts at +0, which can never become -0, so its sum is identical;
 // MAX keeps a sample's value itself, so it adds 0 once to v, which turns -0 into +0 exactly
-// as interpolate's leading 0 does. The results are therefore bit-identical, which the
-// emulated-kernel tests check.
+// as interpolate's leading 0 does. The results are therefore bit-identical, which
+// TestForwardBitIdenticalToDefinition and the emulated-kernel tests check.
 
-// Channels per block: a block's accumulators are 4 AVX-512 or 8 AVX2 registers of floats.
+// The widest block of channels: the stride of a row's r_k in the bin's buffer, and the most
+// channels PoolBinTail takes.
 const int kLanes = 64;
 // Rows whose r_k a bin keeps at once; a bin whose samples need more (a large sampling grid)
 // runs its samples in groups of consecutive sample rows, each group with its own rows.
@@ -132,14 +133,9 @@ struct BinPlan {
   }
 };
 
-// Vector registers per block of PoolBinVectors: 4 (64 floats with AVX-512, 32 with AVX2, 16
-// with SSE), at most kLanes values. More would not fit AVX2's 16 registers with their
-// temporaries.
-template <int Bytes, typename Dtype>
-constexpr int VectorsPerBlock() {
-  return 4 * Bytes / static_cast<int>(sizeof(Dtype)) <= kLanes ? 4
-      : kLanes / (Bytes / static_cast<int>(sizeof(Dtype)));
-}
+// Vector registers per block of PoolBinVectors: 64 floats with AVX-512, 32 with AVX2, 16
+// with SSE. More would not fit AVX2's 16 registers with their temporaries.
+const int kVectorsPerBlock = 4;
 
 // One bin for the last channels [c0, c0 + n) (n < kLanes: what is left after the full blocks
 // of PoolBinVectors): out[j] (and am[j] for MAX) as
@@ -148,7 +144,6 @@ template <int K, typename Dtype>
 inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& plan,
     int c0, int n, bool is_max, Dtype* __restrict__ buf, Dtype* __restrict__ out,
     int* __restrict__ am) {
-  const int lanes = n;
   Dtype acc[kLanes];
   int best[kLanes];
 #pragma omp simd
@@ -164,7 +159,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
       for (int l = 0; l < K; ++l) tap[l] = job.tap[l] + c0;
       Dtype* __restrict__ r = buf + job.dst;
 #pragma omp simd
-      for (int j = 0; j < lanes; ++j) {
+      for (int j = 0; j < n; ++j) {
         Dtype t = job.w[0] * tap[0][j];
 #pragma GCC unroll 4
         for (int l = 1; l < K; ++l) t += job.w[l] * tap[l][j];
@@ -176,7 +171,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
       if (!job.inside) {
         if (!is_max) continue;  // AVE: an outside sample adds 0
 #pragma omp simd
-        for (int j = 0; j < lanes; ++j) {
+        for (int j = 0; j < n; ++j) {
           const bool take = job.s == 0 || Dtype(0) > acc[j];
           acc[j] = take ? Dtype(0) : acc[j];
           best[j] = take ? job.s : best[j];
@@ -187,7 +182,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
       for (int k = 0; k < K; ++k) src[k] = buf + job.src[k];
       if (!is_max) {
 #pragma omp simd
-        for (int j = 0; j < lanes; ++j) {
+        for (int j = 0; j < n; ++j) {
           Dtype v = job.w[0] * src[0][j];
 #pragma GCC unroll 4
           for (int k = 1; k < K; ++k) v += job.w[k] * src[k][j];
@@ -196,7 +191,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
         continue;
       }
 #pragma omp simd
-      for (int j = 0; j < lanes; ++j) {
+      for (int j = 0; j < n; ++j) {
         Dtype v = job.w[0] * src[0][j];
 #pragma GCC unroll 4
         for (int k = 1; k < K; ++k) v += job.w[k] * src[k][j];
@@ -209,7 +204,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
   }
   if (is_max) {
 #pragma omp simd
-    for (int j = 0; j < lanes; ++j) {
+    for (int j = 0; j < n; ++j) {
       out[j] = acc[j];
       am[j] = best[j];
     }
@@ -217,7 +212,7 @@ inline __attribute__((always_inline)) void PoolBinTail(const BinPlan<K, Dtype>& 
   }
   const Dtype d = plan.count > 1 ? plan.count : 1;
 #pragma omp simd
-  for (int j = 0; j < lanes; ++j) out[j] = acc[j] / d;
+  for (int j = 0; j < n; ++j) out[j] = acc[j] / d;
 }
 
 // PoolBinTail for a full block of VectorsPerBlock vectors of channels: the same operations
@@ -229,7 +224,8 @@ inline __attribute__((always_inline)) void PoolBinVectors(const BinPlan<K, Dtype
   typedef typename Simd<Dtype, Bytes>::V V;
   typedef typename Simd<Dtype, Bytes>::I I;
   const int W = sizeof(V) / sizeof(Dtype);  // lanes per vector
-  const int N = VectorsPerBlock<Bytes, Dtype>();
+  const int N = kVectorsPerBlock;
+  static_assert(N * sizeof(V) / sizeof(Dtype) <= kLanes, "a block fits a row of the buffer");
   V acc[N];
   I best[N];
 #pragma GCC unroll 16
@@ -307,8 +303,7 @@ template <int K, int Bytes, typename Dtype>
 inline __attribute__((always_inline)) void PoolBin(const BinPlan<K, Dtype>& plan,
     int channels, bool is_max, Dtype* buf, Dtype* out, int* am) {
   int c0 = 0;
-  const int step =
-      VectorsPerBlock<Bytes, Dtype>() * Bytes / static_cast<int>(sizeof(Dtype));
+  const int step = kVectorsPerBlock * Bytes / static_cast<int>(sizeof(Dtype));
   for (; c0 + step <= channels; c0 += step) {
     PoolBinVectors<K, Bytes>(plan, c0, is_max, buf, out + c0, is_max ? am + c0 : NULL);
   }
@@ -457,13 +452,12 @@ inline __attribute__((always_inline)) void BackwardRoiMax(Dtype* out, int width,
   }
 }
 
-// The forward of one RoI for channels [0, nch) of `in` (a channels-last map of `channels`
-// channels, offset to the first channel wanted) into a channels-last tile (bins, nch; bin
-// rows ld values apart): each bin planned, then pooled kLanes channels at a time.
-// buf: kMaxRows * grid_w * kLanes values.
+// The forward of one RoI from `in` (its image's channels-last map) into a channels-last tile
+// (bins, channels; bin rows ld values apart): each bin planned, then pooled a block of
+// channels at a time. buf: kMaxRows * grid_w * kLanes values.
 template <int Bytes, int K, typename Dtype>
 inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width,
-    int channels, int nch, int pooled_h, int pooled_w, const Box<Dtype>& b,
+    int channels, int pooled_h, int pooled_w, const Box<Dtype>& b,
     const Taps<Dtype>* ty, const Taps<Dtype>* tx, bool is_max, BinPlan<K, Dtype>* plan,
     Dtype* buf, Dtype* tile, int* tile_am, int ld) {
   for (int ph = 0; ph < pooled_h; ++ph) {
@@ -471,7 +465,7 @@ inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width
       plan->Build(in, width, channels, ty + ph * b.grid_h, b.grid_h, tx + pw * b.grid_w,
           b.grid_w);
       const int64_t bin = ph * pooled_w + pw;
-      PoolBin<K, Bytes>(*plan, nch, is_max, buf, tile + bin * ld,
+      PoolBin<K, Bytes>(*plan, channels, is_max, buf, tile + bin * ld,
           is_max ? tile_am + bin * ld : NULL);
     }
   }
@@ -479,12 +473,12 @@ inline __attribute__((always_inline)) void ForwardRoi(const Dtype* in, int width
 
 // The passes as plain functions per (K, Dtype) and instruction set (ROI_ISA_VERSIONS).
 #define ROI_CPU_KERNELS(K, Dtype, suffix) \
-ROI_ISA_VERSIONS(ForwardRoi##suffix, (const Dtype* in, int width, int channels, int nch, \
+ROI_ISA_VERSIONS(ForwardRoi##suffix, (const Dtype* in, int width, int channels, \
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, bool is_max, BinPlan<K, Dtype>* plan, Dtype* buf, Dtype* tile, \
     int* tile_am, int ld), \
-    ForwardRoi<kVecBytes>(in, width, channels, nch, pooled_h, pooled_w, b, ty, tx, is_max, \
-        plan, buf, tile, tile_am, ld)) \
+    ForwardRoi<kVecBytes>(in, width, channels, pooled_h, pooled_w, b, ty, tx, is_max, plan, \
+        buf, tile, tile_am, ld)) \
 ROI_ISA_VERSIONS(BackwardRoiAve##suffix, (Dtype* out, int width, int channels, int block, \
     int pooled_h, int pooled_w, const Box<Dtype>& b, const Taps<Dtype>* ty, \
     const Taps<Dtype>* tx, Dtype* g), \
@@ -519,7 +513,6 @@ ROI_CPU_PICK(2, float, 2f)
 ROI_CPU_PICK(4, float, 4f)
 ROI_CPU_PICK(2, double, 2d)
 ROI_CPU_PICK(4, double, 4d)
-
 
 
 }  // namespace
@@ -618,7 +611,7 @@ void CpuPasses<Dtype>::ForwardTaps(const Params<Dtype>& p, const MapRef<Dtype>& 
       const int n = group[i];
       const Dtype* in = channels_last_.data()
           + static_cast<int64_t>(rois[n * 5]) * m.height * m.width * channels;
-      forward(in, m.width, channels, channels, p.pooled_h, p.pooled_w, boxes_[n],
+      forward(in, m.width, channels, p.pooled_h, p.pooled_w, boxes_[n],
           taps_y_.data() + tap_y_start_[n], taps_x_.data() + tap_x_start_[n], p.is_max,
           &plan, buf.data(), tile.data(), tile_am.data(), ld);
       const int64_t first = static_cast<int64_t>(n) * channels * bins;
